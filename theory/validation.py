@@ -1,0 +1,64 @@
+"""Argument checks shared by every package: each error names the argument and what is allowed."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def finite_array(value, name: str, *, ndim: int | None = None) -> np.ndarray:
+    """Return ``value`` as a float64 array, refusing NaN/inf and a wrong number of axes."""
+    array = np.asarray(value, dtype=np.float64)
+    if ndim is not None and array.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} axes, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return array
+
+
+def covariance(value, name: str = "cov", *, dim: int | None = None, rtol: float = 1e-10) -> np.ndarray:
+    """Return a symmetric positive semi-definite ``(d, d)`` matrix or raise naming ``name``.
+
+    Symmetry is required to ``rtol`` relative to the largest entry; eigenvalues may be
+    negative only by round-off (``-rtol`` times the largest eigenvalue).
+    """
+    matrix = finite_array(value, name, ndim=2)
+    if matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"{name} must be square, got shape {matrix.shape}")
+    if dim is not None and matrix.shape[0] != dim:
+        raise ValueError(f"{name} must be {dim} x {dim} to match the mean, got {matrix.shape}")
+    scale = max(np.max(np.abs(matrix)), np.finfo(float).tiny)
+    if np.max(np.abs(matrix - matrix.T)) > rtol * scale:
+        raise ValueError(f"{name} must be symmetric")
+    eigenvalues = np.linalg.eigvalsh(matrix)
+    if eigenvalues[0] < -rtol * max(eigenvalues[-1], 0.0) - np.finfo(float).tiny:
+        raise ValueError(f"{name} must be positive semi-definite, smallest eigenvalue {eigenvalues[0]:.3e}")
+    return 0.5 * (matrix + matrix.T)
+
+
+def mean_vector(value, name: str = "mean", *, dim: int | None = None) -> np.ndarray:
+    """Return a finite ``(d,)`` vector or raise naming ``name``."""
+    vector = finite_array(value, name, ndim=1)
+    if dim is not None and vector.shape[0] != dim:
+        raise ValueError(f"{name} must have length {dim}, got {vector.shape[0]}")
+    return vector
+
+
+def positive(value, name: str) -> float:
+    """Return ``value`` as a float if it is finite and > 0."""
+    number = float(value)
+    if not np.isfinite(number) or number <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return number
+
+
+def positive_int(value, name: str) -> int:
+    """Return ``value`` if it is an integer >= 1."""
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def choice(value: str, name: str, allowed) -> str:
+    """Return ``value`` if it is one of ``allowed``."""
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(sorted(allowed))}")
+    return value

@@ -1,0 +1,1 @@
+"""Checks of the theory against Monte-Carlo sampling; each check can fail and says why."""
