@@ -1,0 +1,1 @@
+"""Monte-Carlo diffusion sampling in torch: schedules, samplers and denoisers."""

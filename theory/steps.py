@@ -1,0 +1,128 @@
+"""Each sampler's one-step update for an affine denoiser ``D(y) = G y + b``, derived with sympy.
+
+With the denoiser affine, every step is ``x_{i+1} = A x_i + c + Q z`` with ``z ~ N(0, I)``. The
+update is written symbolically from each paper's formula with non-commutative ``G`` (so the
+result also holds when the gains at different noise levels do not commute); expanding it and
+collecting by the right-most vector gives ``A``, ``c`` and ``Q`` as polynomials in the gains.
+
+>>> from theory.steps import step_map
+>>> step_map("euler").terms["x"]
+((s_next*sigma_next/(s*sigma), ()), (s_next*(sigma - sigma_next)/(s*sigma), ('G',)))
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import sympy as sp
+
+from theory.symbols import G, G_next, b, b_next, h, s, s_dot, s_next, sigma, sigma_dot, sigma_next, x, z
+from theory.validation import choice
+
+GRID_SYMBOLS = (sigma, sigma_next, s, s_next, s_dot, sigma_dot, h)
+
+
+def _D(y):
+    return G * y + b
+
+
+def _D_next(y):
+    return G_next * y + b_next
+
+
+def _euler(to_zero):
+    """PF-ODE ``dy/dsigma = (y - D(y)) / sigma`` for ``y = x / s``, one Euler step in sigma."""
+    y = x / s
+    return s_next * (y + (sigma_next - sigma) * (y - _D(y)) / sigma)
+
+
+def _heun(to_zero):
+    """Heun's trapezoid on the same ODE; plain Euler on a step to sigma = 0 (Karras et al. 2022)."""
+    if to_zero:
+        return _euler(to_zero)
+    y = x / s
+    slope = (y - _D(y)) / sigma
+    y_pred = y + (sigma_next - sigma) * slope
+    slope_pred = (y_pred - _D_next(y_pred)) / sigma_next
+    return s_next * (y + (sigma_next - sigma) * (slope + slope_pred) / 2)
+
+
+def _ddim(to_zero):
+    """DDIM, eta = 0: ``x' = sqrt(abar') x0_hat + sqrt(1 - abar') eps_hat`` with ``sqrt(abar) = s``, ``sqrt(1-abar) = s sigma``."""
+    x0_hat = _D(x / s)
+    eps_hat = (x - s * x0_hat) / (s * sigma)
+    return s_next * x0_hat + s_next * sigma_next * eps_hat
+
+
+def _ddpm(to_zero):
+    """Ancestral step: draw from ``q(y' | y, x0 = D(y))`` of ``y_sigma = x0 + sigma n`` (Ho et al. 2020)."""
+    y = x / s
+    ratio = sigma_next**2 / sigma**2
+    posterior_mean = ratio * y + (1 - ratio) * _D(y)
+    posterior_std = sigma_next * sp.sqrt(1 - ratio)
+    return s_next * (posterior_mean + posterior_std * z)
+
+
+def _score():
+    return (s * _D(x / s) - x) / (s**2 * sigma**2)
+
+
+def _euler_maruyama(to_zero):
+    """Euler–Maruyama of ``dx = [s_dot/s x - 2 s^2 sigma_dot sigma score] dt + s sqrt(2 sigma_dot sigma) dw``, ``dt = -h``."""
+    drift = (s_dot / s) * x - 2 * s**2 * sigma_dot * sigma * _score()
+    return x - h * drift + s * sp.sqrt(2 * sigma_dot * sigma * h) * z
+
+
+def _exponential_vp(to_zero):
+    """VP reverse SDE with the score frozen: linear part and noise integrated exactly, ``e^{Delta B / 2} = s'/s``."""
+    growth = s_next / s
+    return growth * x + 2 * (growth - 1) * _score() + sp.sqrt(growth**2 - 1) * z
+
+
+UPDATES = {"euler": _euler, "heun": _heun, "ddim": _ddim, "ddpm": _ddpm,
+           "euler_maruyama": _euler_maruyama, "exponential_vp": _exponential_vp}
+VECTORS = {"x": x, "z": z, "b": b, "b_next": b_next}
+
+
+@dataclass(frozen=True)
+class StepMap:
+    """One step as ``sum_k coeff_k * (product of gains)_k * vector``, grouped by vector name."""
+
+    sampler: str
+    to_zero: bool
+    expression: sp.Expr
+    terms: dict  # vector name -> tuple of (commutative coefficient, tuple of gain names, left to right)
+
+    def collected(self) -> sp.Expr:
+        """``A x + c + Q z`` with each coefficient a sum of ordered gain products."""
+        return sp.Add(*[sp.Add(*[c * sp.Mul(*[sp.Symbol(g, commutative=False) for g in gains])
+                                 for c, gains in parts]) * VECTORS[name] for name, parts in self.terms.items()])
+
+    def latex(self) -> str:
+        return sp.latex(self.collected())
+
+
+def _split(expression) -> dict:
+    terms = {name: [] for name in VECTORS}
+    for term in sp.Add.make_args(sp.expand(expression)):
+        commutative, ordered = term.args_cnc()
+        vector = ordered[-1]
+        name = next(k for k, v in VECTORS.items() if v == vector)
+        gains = tuple(str(factor) for factor in ordered[:-1])
+        terms[name].append((sp.Mul(*commutative), gains))
+    return {name: _collect(parts) for name, parts in terms.items() if parts}
+
+
+def _collect(parts):
+    grouped = {}
+    for coefficient, gains in parts:
+        grouped[gains] = grouped.get(gains, 0) + coefficient
+    return tuple((sp.factor(c), g) for g, c in sorted(grouped.items(), key=lambda kv: len(kv[0])) if c != 0)
+
+
+@cache
+def step_map(sampler: str, to_zero: bool = False) -> StepMap:
+    """The symbolic step of ``sampler``; ``to_zero`` marks a step to sigma = 0 (Heun falls back to Euler there)."""
+    update = UPDATES[choice(sampler, "sampler", UPDATES)]
+    expression = update(to_zero)
+    return StepMap(sampler, to_zero, expression, _split(expression))

@@ -1,0 +1,21 @@
+"""Shared sympy symbols, with their assumptions; ``docs/notation.md`` maps each to its code name."""
+import sympy as sp
+
+lam = sp.Symbol("lambda", positive=True)          # eigenvalue of Sigma
+mu = sp.Symbol("mu", real=True)                   # mean along one eigen-direction
+sigma = sp.Symbol("sigma", positive=True)         # noise level sigma(t_i)
+sigma_next = sp.Symbol("sigma_next", nonnegative=True)  # sigma(t_{i+1})
+sigma_max = sp.Symbol("sigma_max", positive=True)
+sigma_end = sp.Symbol("sigma_end", nonnegative=True)
+s = sp.Symbol("s", positive=True)                 # scale s(t_i)
+s_next = sp.Symbol("s_next", positive=True)       # scale s(t_{i+1})
+s_dot = sp.Symbol("s_dot", real=True)             # ds/dt at t_i
+sigma_dot = sp.Symbol("sigma_dot", positive=True)  # dsigma/dt at t_i
+h = sp.Symbol("h", positive=True)                 # step length t_i - t_{i+1}
+v0 = sp.Symbol("v_0", positive=True)              # initial variance along a direction
+m0 = sp.Symbol("m_0", real=True)                  # initial mean along a direction
+
+# Non-commutative placeholders for the per-step affine algebra: matrices and vectors.
+G, G_next = sp.symbols("G G_next", commutative=False)  # denoiser gains at sigma_i, sigma_{i+1}
+b, b_next = sp.symbols("b b_next", commutative=False)  # denoiser offsets: D(y) = G y + b
+x, z = sp.symbols("x z", commutative=False)             # state and standard-normal noise

@@ -1,0 +1,302 @@
+"""Tests of samples ``x`` (shape ``(n, d)``) against a fully known Gaussian law N(m, C), C possibly singular.
+
+Every stochastic test works in the range of C, on the whitened coordinates
+``w = Lambda_r^{-1/2} U_r^T (x - m)``, which are exactly i.i.d. N(0, I_r) under the null
+hypothesis; the null space of C is checked deterministically. ``gaussian_checks`` runs them
+all with a Bonferroni split of the family-wise level ``alpha``; the effect sizes
+(``relative_cov_error``, ``bures_wasserstein``, ``gaussian_kl``, ``effect_sizes``) say how far
+off the samples are, with no test attached.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from scipy import stats
+
+from theory.validation import covariance, finite_array, mean_vector
+from verify.check import Check
+
+RANK_RTOL = 1e-12
+"""Eigenvalues <= RANK_RTOL * (largest eigenvalue) (plus the smallest normal float) span the null space."""
+
+NULL_RTOL = 1e-6
+"""Default null-space tolerance, relative to the data scale sqrt(largest eigenvalue) + max |m|."""
+
+
+class StatResult(NamedTuple):
+    """What one stochastic test found: its statistic, p-value and short summaries."""
+
+    statistic: float
+    p_value: float
+    predicted: str
+    measured: str
+
+
+def split_range(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Eigenvalues and eigenvectors of the range of ``cov``, and an orthonormal basis of its null space."""
+    values, vectors = np.linalg.eigh(cov)
+    largest = max(values[-1], 0.0) if values.size else 0.0
+    in_range = values > RANK_RTOL * largest + np.finfo(float).tiny
+    return values[in_range], vectors[:, in_range], vectors[:, ~in_range]
+
+
+def whiten(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``w = Lambda_r^{-1/2} U_r^T (x - m)`` (n, r) and the null-space coordinates ``U_null^T (x - m)``."""
+    values, vectors, null_vectors = split_range(cov)
+    centred = x - mean
+    return (centred @ vectors) / np.sqrt(values), centred @ null_vectors
+
+
+def _two_sided_chi2(statistic: float, df: float) -> float:
+    """Two-sided chi-square p-value ``2 min(F, 1 - F)``, capped at 1."""
+    return float(min(1.0, 2.0 * min(stats.chi2.cdf(statistic, df), stats.chi2.sf(statistic, df))))
+
+
+def _two_sided_normal(z):
+    """Two-sided standard normal p-value ``2 (1 - Phi(|z|))``."""
+    return 2.0 * stats.norm.sf(np.abs(z))
+
+
+def mean_test(w: np.ndarray) -> StatResult:
+    """Mean test: ``n |mean(w)|^2 ~ chi2(r)`` exactly under H0."""
+    n, r = w.shape
+    statistic = float(n * np.sum(w.mean(axis=0) ** 2))
+    return StatResult(statistic, float(stats.chi2.sf(statistic, r)),
+                      f"n|mean w|^2 ~ chi2({r}), mean {r}", f"{statistic:.4g}")
+
+
+def bartlett_factor(n: int, r: int) -> float:
+    """Bartlett factor ``rho = 1 - (2r^2 + 3r - 1) / (6 (n - 1)(r + 1))`` for testing Sigma = Sigma0.
+
+    Anderson (2003), An Introduction to Multivariate Statistical Analysis, Sec. 10.8; Muirhead
+    (1982), Thm 8.4.7; Morrison (1990) p. 292.  It makes the modified LRT chi2 to O(n^-2).
+    """
+    return 1.0 - (2 * r * r + 3 * r - 1) / (6.0 * (n - 1) * (r + 1))
+
+
+def covariance_lrt_test(w: np.ndarray, *, bartlett: bool = True) -> StatResult:
+    """Modified LRT of Cov(w) = I, mean estimated: ``rho (n-1) sum(l - 1 - ln l) ~ chi2(r(r+1)/2)``.
+
+    ``l`` are the eigenvalues of the unbiased sample covariance S = A / (n - 1) of ``w``.
+    """
+    n, r = w.shape
+    centred = w - w.mean(axis=0)
+    ell = np.linalg.eigvalsh(centred.T @ centred / (n - 1))
+    if np.min(ell) <= 0.0:  # collapsed sample covariance: infinitely far from I
+        statistic = math.inf
+    else:
+        excess = ell - 1.0
+        statistic = float((n - 1) * np.sum(excess - np.log1p(excess)))
+    statistic *= bartlett_factor(n, r) if bartlett else 1.0
+    df = r * (r + 1) // 2
+    return StatResult(statistic, float(stats.chi2.sf(statistic, df)), f"chi2({df}), mean {df}",
+                      f"{statistic:.4g}")
+
+
+def covariance_trace_test(w: np.ndarray) -> StatResult:
+    """Scale test: ``sum_i |w_i - mean(w)|^2 ~ chi2((n-1) r)`` exactly; two-sided p-value."""
+    n, r = w.shape
+    statistic = float(np.sum((w - w.mean(axis=0)) ** 2))
+    df = (n - 1) * r
+    return StatResult(statistic, _two_sided_chi2(statistic, df), "trace ratio 1",
+                      f"trace ratio {statistic / df:.5g}")
+
+
+def eigen_variance_test(w: np.ndarray) -> StatResult:
+    """Per eigen-direction j: ``(n-1) var(w_j) ~ chi2(n-1)``; two-sided, Bonferroni ``min(1, r min p_j)``.
+
+    The statistic is the worst ``|var(w_j) - 1|`` (variance ratio to the predicted eigenvalue).
+    """
+    n, r = w.shape
+    sums = np.sum((w - w.mean(axis=0)) ** 2, axis=0)
+    p_values = 2.0 * np.minimum(stats.chi2.cdf(sums, n - 1), stats.chi2.sf(sums, n - 1))
+    ratios = sums / (n - 1)
+    worst = int(np.argmax(np.abs(ratios - 1.0)))
+    return StatResult(float(abs(ratios[worst] - 1.0)), float(min(1.0, r * np.min(p_values))),
+                      "variance ratios 1", f"worst variance ratio {ratios[worst]:.5g} (direction {worst})")
+
+
+def mardia_kurtosis_test(w: np.ndarray) -> StatResult:
+    """Mardia kurtosis with known parameters: ``b = mean(|w|^4)``, ``E b = r(r+2)``, normal z, two-sided.
+
+    ``|w|^2 ~ chi2(r)``, so ``Var(|w|^4) = r(r+2)(r+4)(r+6) - (r(r+2))^2`` and
+    ``z = (b - r(r+2)) / sqrt(Var / n)``; the statistic is z.
+    """
+    n, r = w.shape
+    expected = r * (r + 2.0)
+    variance = expected * (r + 4.0) * (r + 6.0) - expected**2
+    b = float(np.mean(np.sum(w**2, axis=1) ** 2))
+    z = (b - expected) / math.sqrt(variance / n)
+    return StatResult(z, float(_two_sided_normal(z)), f"mean |w|^4 = {expected:g}", f"{b:.5g} (z = {z:.3g})")
+
+
+def marginal_moment_test(w: np.ndarray) -> StatResult:
+    """Marginal skewness/kurtosis, known parameters: ``mean(w_j^3)`` (var 15/n), ``mean(w_j^4) - 3`` (var 96/n).
+
+    Two-sided normal p-values, Bonferroni over the 2r values; the statistic is the worst |z|.
+    """
+    n, r = w.shape
+    z = np.concatenate([np.mean(w**3, axis=0) / math.sqrt(15.0 / n),
+                        (np.mean(w**4, axis=0) - 3.0) / math.sqrt(96.0 / n)])
+    worst = int(np.argmax(np.abs(z)))
+    kind = "skewness" if worst < r else "excess kurtosis"
+    return StatResult(float(abs(z[worst])), float(min(1.0, 2 * r * np.min(_two_sided_normal(z)))),
+                      "skewness 0, excess kurtosis 0",
+                      f"worst |z| {abs(z[worst]):.3g} ({kind}, direction {worst % r})")
+
+
+STOCHASTIC_TESTS = {
+    "mean": mean_test,
+    "covariance LRT": covariance_lrt_test,
+    "covariance trace": covariance_trace_test,
+    "eigen-direction variances": eigen_variance_test,
+    "Gaussianity (Mardia kurtosis)": mardia_kurtosis_test,
+    "Gaussianity (marginal skewness/kurtosis)": marginal_moment_test,
+}
+"""The stochastic tests run by ``gaussian_checks``; the level alpha is split equally over them."""
+
+
+def _samples(x, d: int | None = None, minimum: int = 2) -> np.ndarray:
+    """Return ``x`` as a finite (n, d) float64 array with at least ``minimum`` rows, or raise naming x."""
+    x = finite_array(x, "x", ndim=2)
+    if d is not None and x.shape[1] != d:
+        raise ValueError(f"x must have {d} columns to match the mean, got shape {x.shape}")
+    if x.shape[0] < minimum:
+        raise ValueError(f"x must have at least {minimum} samples (rows), got {x.shape[0]}")
+    return x
+
+
+def _validated(x, mean, cov) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate ``(x, mean, cov)``: mean fixes d, cov must be d x d symmetric PSD, x finite (n, d)."""
+    mean = mean_vector(mean, "mean")
+    cov = covariance(cov, "cov", dim=mean.shape[0])
+    return _samples(x, mean.shape[0]), mean, cov
+
+
+def _level(value, name: str) -> float:
+    """Return ``value`` as a float in the open interval (0, 1), or raise naming it."""
+    number = float(value)
+    if not 0.0 < number < 1.0:
+        raise ValueError(f"{name} must be in (0, 1), got {value!r}")
+    return number
+
+
+def _null_check(null_coords: np.ndarray, mean: np.ndarray, cov: np.ndarray, null_atol) -> Check:
+    """Deterministic check: ``max_i |U_null^T (x_i - m)| <= null_atol`` (0 when the null space is empty)."""
+    if null_atol is None:
+        largest = max(float(np.linalg.eigvalsh(cov)[-1]), 0.0)
+        null_atol = NULL_RTOL * (math.sqrt(largest) + float(np.max(np.abs(mean))))
+    elif not (math.isfinite(float(null_atol)) and float(null_atol) >= 0.0):
+        raise ValueError(f"null_atol must be a finite number >= 0, got {null_atol!r}")
+    k = null_coords.shape[1]
+    deviation = float(np.max(np.linalg.norm(null_coords, axis=1))) if k else 0.0
+    return Check("null-space deviation", deviation, None, bool(deviation <= float(null_atol)),
+                 predicted=f"0 (null space of dimension {k})", measured=f"{deviation:.3g}",
+                 threshold=f"<= {float(null_atol):.3g}")
+
+
+def gaussian_checks(x, mean, cov, *, alpha: float = 1e-3, null_atol: float | None = None) -> list[Check]:
+    """Test samples ``x`` (n, d) against N(mean, cov): the null-space check, then every ``STOCHASTIC_TESTS`` entry.
+
+    Family-wise false-alarm rate ``alpha``, Bonferroni-split: each test passes when
+    ``p >= alpha / len(STOCHASTIC_TESTS)``. ``null_atol`` bounds the null-space deviation; its
+    default ``1e-6 (sqrt(largest eigenvalue) + max |mean|)`` suits float64 samples (pass a looser
+    one, e.g. 1e-3 times that scale, for float32). Needs n >= r + 2 for the covariance LRT.
+    """
+    x, mean, cov = _validated(x, mean, cov)
+    alpha = _level(alpha, "alpha")
+    w, null_coords = whiten(x, mean, cov)
+    n, r = w.shape
+    if n < r + 2:
+        raise ValueError(f"x must have at least r + 2 = {r + 2} samples (rows) for the covariance LRT "
+                         f"in the {r}-dimensional range of cov, got {n}")
+    checks = [_null_check(null_coords, mean, cov, null_atol)]
+    if r == 0:  # cov == 0: the law is a point mass, nothing random to test
+        return checks
+    per_test = alpha / len(STOCHASTIC_TESTS)
+    threshold = f"p >= {per_test:.3g} (alpha {alpha:g} / {len(STOCHASTIC_TESTS)}, Bonferroni)"
+    for name, test in STOCHASTIC_TESTS.items():
+        result = test(w)
+        checks.append(Check(name, float(result.statistic), float(result.p_value), bool(result.p_value >= per_test),
+                            predicted=result.predicted, measured=result.measured, threshold=threshold))
+    return checks
+
+
+def relative_cov_error(S, C) -> float:
+    """Relative Frobenius error ``||S - C||_F / ||C||_F`` (inf when C = 0 != S, 0 when both vanish)."""
+    C = covariance(C, "C")
+    S = covariance(S, "S", dim=C.shape[0])
+    norm = np.linalg.norm(C)
+    error = np.linalg.norm(S - C)
+    if norm == 0.0:
+        return 0.0 if error == 0.0 else math.inf
+    return float(error / norm)
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a PSD matrix by eigendecomposition, tiny negative eigenvalues clipped."""
+    values, vectors = np.linalg.eigh(0.5 * (matrix + matrix.T))
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+def _two_laws(m1, C1, m2, C2) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Validate two Gaussian laws of the same dimension; errors name m1, C1, m2 or C2."""
+    m1 = mean_vector(m1, "m1")
+    m2 = mean_vector(m2, "m2", dim=m1.shape[0])
+    return m1, covariance(C1, "C1", dim=m1.shape[0]), m2, covariance(C2, "C2", dim=m1.shape[0])
+
+
+def bures_wasserstein(m1, C1, m2, C2) -> float:
+    """2-Wasserstein distance: ``sqrt(|m1-m2|^2 + tr C1 + tr C2 - 2 tr (C2^1/2 C1 C2^1/2)^1/2)``.
+
+    Exact for singular matrices; the cancellation in the trace term limits the accuracy to about
+    ``sqrt(eps (tr C1 + tr C2))``.
+    """
+    m1, C1, m2, C2 = _two_laws(m1, C1, m2, C2)
+    root2 = _psd_sqrt(C2)
+    cross = np.linalg.eigvalsh(root2 @ C1 @ root2)
+    squared = np.sum((m1 - m2) ** 2) + np.trace(C1) + np.trace(C2) - 2.0 * np.sum(np.sqrt(np.clip(cross, 0, None)))
+    return float(math.sqrt(max(squared, 0.0)))
+
+
+def gaussian_kl(m1, C1, m2, C2) -> float:
+    """KL(N(m1, C1) || N(m2, C2)) ``= (tr B - k - ln det B + |delta|^2) / 2`` in the whitened range of C2.
+
+    ``B = Lambda^-1/2 U^T C1 U Lambda^-1/2`` and ``delta = Lambda^-1/2 U^T (m1 - m2)`` with (Lambda, U)
+    the range of C2 (``split_range``). Returns ``inf`` unless N1 << N2: C1 or m1 - m2 outside the
+    range of C2 (beyond ``RANK_RTOL`` of the larger covariance), or B singular (N1 on a thinner set).
+    """
+    m1, C1, m2, C2 = _two_laws(m1, C1, m2, C2)
+    values, vectors, null_vectors = split_range(C2)
+    scale = max(float(np.linalg.eigvalsh(C1)[-1]), values[-1] if values.size else 0.0)
+    tolerance = RANK_RTOL * scale + np.finfo(float).tiny
+    shift = m1 - m2
+    outside_var = float(np.trace(null_vectors.T @ C1 @ null_vectors)) if null_vectors.size else 0.0
+    outside_mean = float(np.sum((null_vectors.T @ shift) ** 2)) if null_vectors.size else 0.0
+    if outside_var > tolerance or outside_mean > tolerance:
+        return math.inf
+    root = 1.0 / np.sqrt(values)
+    beta = np.linalg.eigvalsh(root[:, None] * (vectors.T @ C1 @ vectors) * root[None, :])
+    if beta.size and np.min(beta) <= RANK_RTOL * max(np.max(beta), 1.0):
+        return math.inf
+    delta = root * (vectors.T @ shift)
+    return float(0.5 * (np.sum(beta - 1.0 - np.log(beta)) + np.sum(delta**2)))
+
+
+def effect_sizes(x, mean, cov) -> dict[str, float]:
+    """Effect sizes of the empirical Gaussian N(mean(x), cov(x)) (unbiased cov) against N(mean, cov).
+
+    Keys: ``relative_cov_error``, ``bures_wasserstein``, ``kl`` (KL(empirical || predicted), inf when
+    the samples leave the range of cov by more than round-off).
+    """
+    x, mean, cov = _validated(x, mean, cov)
+    sample_mean = x.mean(axis=0)
+    centred = x - sample_mean
+    sample_cov = centred.T @ centred / (x.shape[0] - 1)
+    return {
+        "relative_cov_error": relative_cov_error(sample_cov, cov),
+        "bures_wasserstein": bures_wasserstein(sample_mean, sample_cov, mean, cov),
+        "kl": gaussian_kl(sample_mean, sample_cov, mean, cov),
+    }
