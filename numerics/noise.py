@@ -5,8 +5,11 @@ import numpy as np
 import torch
 
 
+BLOCK_NUMBERS = 1024  # draws per sample per refill; fixed, so streams are batch-independent
+
+
 class StackedGenerator:
-    """One CPU ``torch.Generator`` per sample (as EDM's StackedRandomGenerator).
+    """One numpy PCG64 stream per sample, seeded by ``(seed, k)`` (as EDM's StackedRandomGenerator).
 
     Sample ``k`` of a run seeded with ``seed`` always gets the same stream, whatever batch it
     is drawn in, so results do not depend on the batch size.
@@ -14,12 +17,24 @@ class StackedGenerator:
 
     def __init__(self, seed: int, indices, device="cpu"):
         self.device = torch.device(device)
-        self.generators = [torch.Generator().manual_seed((int(seed) << 32) + int(k)) for k in indices]
+        self.generators = [np.random.default_rng([int(seed), int(k)]) for k in indices]
+        self._buffer, self._next = None, 0
 
     def randn(self, shape, dtype=torch.float64) -> torch.Tensor:
-        """Standard normals of shape ``(batch, *shape)``."""
-        draws = [torch.randn(tuple(shape), generator=g, dtype=dtype) for g in self.generators]
-        return torch.stack(draws).to(self.device)
+        """Standard normals of shape ``(batch, *shape)``, drawn in float64 and cast to ``dtype``.
+
+        Each stream fills a block of ``BLOCK_NUMBERS // prod(shape)`` draws at a time; the block
+        depends on ``shape`` only, so a sample's stream never depends on the batch.
+        """
+        shape = tuple(shape)
+        if self._buffer is None or self._buffer.shape[2:] != shape or self._next == self._buffer.shape[1]:
+            block = max(1, BLOCK_NUMBERS // max(1, int(np.prod(shape))))
+            buffer = np.empty((len(self.generators), block, *shape))
+            for generator, row in zip(self.generators, buffer):
+                generator.standard_normal(out=row)
+            self._buffer, self._next = torch.from_numpy(buffer).to(self.device), 0
+        self._next += 1
+        return self._buffer[:, self._next - 1].to(dtype)
 
 
 def randn_like(x: torch.Tensor, generator=None) -> torch.Tensor:
