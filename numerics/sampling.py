@@ -38,10 +38,11 @@ def sample(denoiser, sampler: str, grid, start_mean, start_cov, n: int, *, seed:
     return result
 
 
-def affine_probe(denoiser, sampler: str, grid, d: int, *, device: str = "cpu"):
+def affine_probe(denoiser, sampler: str, grid, d: int, *, device: str = "cpu", stochastic: bool = True):
     """Read the affine sampler map with noise switched off: ``x_N = A x_0 + c + sum_i M_i z_i``.
 
-    Returns ``(A, c, N)`` with ``N = sum_i M_i M_i^T`` the noise response, in float64.
+    Returns ``(A, c, N)`` with ``N = sum_i M_i M_i^T`` the noise response, in float64; the noise
+    is read by kicking one step at a time with the basis vectors (``stochastic=False`` skips it).
     """
     run = SAMPLERS[validation.choice(sampler, "sampler", SAMPLERS)]
     basis = torch.eye(d, dtype=torch.float64, device=device)
@@ -49,7 +50,7 @@ def affine_probe(denoiser, sampler: str, grid, d: int, *, device: str = "cpu"):
     c = run(denoiser, torch.zeros(1, d, dtype=torch.float64, device=device), grid, noise_sampler=silent)
     A = (run(denoiser, basis.clone(), grid, noise_sampler=silent) - c).T
     N = torch.zeros(d, d, dtype=torch.float64, device=device)
-    for step in range(grid.steps):
+    for step in range(grid.steps if stochastic else 0):
         kick = lambda i, x, step=step: basis if i == step else torch.zeros_like(x)  # noqa: E731
         M = (run(denoiser, torch.zeros(d, d, dtype=torch.float64, device=device), grid, noise_sampler=kick) - c).T
         N += M @ M.T

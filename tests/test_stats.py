@@ -203,7 +203,7 @@ def gaussian_pairs(draw_, max_dim: int = 5):
     return draw_(vector), _spd(draw_(matrix)), draw_(vector), _spd(draw_(matrix))
 
 
-PROPERTY = settings(max_examples=60, deadline=None)  # small matrices; no timing-dependent deadline
+PROPERTY = settings(max_examples=60, deadline=None, database=None)  # small matrices; no timing deadline, no files
 
 
 @PROPERTY
@@ -256,7 +256,8 @@ def test_singular_embedding_keeps_kl_and_bures_wasserstein(pair, seed):
     assert gaussian_kl(*embed(m1, C1), *embed(m2, C2)) == pytest.approx(gaussian_kl(m1, C1, m2, C2),
                                                                           rel=1e-7, abs=1e-9)  # eigh of embedded C2
     assert bures_wasserstein(*embed(m1, C1), *embed(m2, C2)) ** 2 == pytest.approx(
-        bures_wasserstein(m1, C1, m2, C2) ** 2, abs=1e-8 * (np.trace(C1) + np.trace(C2)))  # sqrt(eps) cancellation
+        bures_wasserstein(m1, C1, m2, C2) ** 2,
+        abs=1e-7 * (np.trace(C1) + np.trace(C2)))  # sqrt of round-off eigenvalues ~eps * scale: ~sqrt(eps) * scale
 
 
 def test_gaussian_kl_one_dimensional_closed_form():

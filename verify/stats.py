@@ -277,8 +277,9 @@ def _two_laws(m1, C1, m2, C2) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
 def bures_wasserstein(m1, C1, m2, C2) -> float:
     """2-Wasserstein distance: ``sqrt(|m1-m2|^2 + tr C1 + tr C2 - 2 tr (C2^1/2 C1 C2^1/2)^1/2)``.
 
-    Exact for singular matrices; the cancellation in the trace term limits the accuracy to about
-    ``sqrt(eps (tr C1 + tr C2))``.
+    Valid for singular matrices. Round-off: BW^2 is good to about eps * cond * (tr C1 + tr C2) for
+    well-conditioned laws and to about sqrt(eps) * (tr C1 + tr C2) when one is singular (square
+    roots of round-off eigenvalues), so BW of identical singular laws is ~1e-8 sqrt(tr C), not 0.
     """
     m1, C1, m2, C2 = _two_laws(m1, C1, m2, C2)
     root2 = _psd_sqrt(C2)
