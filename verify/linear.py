@@ -26,7 +26,7 @@ from verify.check import Check
 from verify.targets import TARGETS, make_target
 
 DENOISERS = ("closed-form", "fitted", "trained")
-NEGATIVE_CONTROLS = ("continuous", "covariance+2%", "unbiased-covariance")
+NEGATIVE_CONTROLS = ("continuous", "covariance+1%", "covariance+2%", "unbiased-covariance")
 PROBE_RTOL = 1e-10  # float64 round-off over a few hundred affine steps
 
 
@@ -80,8 +80,9 @@ def wrong_prediction(cfg: Config, grid, predicted: GaussianLaw, mean, cov) -> Ga
     """Negative controls: a deliberately wrong law that the checks must reject."""
     if cfg.negative_control == "continuous":
         return continuous_law(cfg.sampler, grid, mean, cov, STARTS[cfg.init])
-    if cfg.negative_control == "covariance+2%":
-        return GaussianLaw(predicted.mean, 1.02 * predicted.covariance())
+    if cfg.negative_control.startswith("covariance+"):
+        factor = 1 + float(cfg.negative_control[len("covariance+"):-1]) / 100
+        return GaussianLaw(predicted.mean, factor * predicted.covariance())
     if cfg.n_train is None or cfg.n_train < 2:
         raise ValueError("negative control 'unbiased-covariance' needs --n-train >= 2")
     unbiased = cov * cfg.n_train / (cfg.n_train - 1)
@@ -124,6 +125,7 @@ def run(cfg: Config) -> dict:
     train, mean, cov = training_moments(cfg, target)
     start = STARTS[cfg.init](grid, mean, cov)
     denoiser, predicted = build(cfg, grid, start, train, mean, cov)
+    discretization_error = discretization(cfg, grid, predicted, mean, cov)
     if cfg.negative_control is not None:
         predicted = wrong_prediction(cfg, grid, predicted, mean, cov)
     checks = probe_checks(denoiser, cfg, grid, start, predicted) if cfg.probe else []
@@ -134,9 +136,9 @@ def run(cfg: Config) -> dict:
     checks += stats.gaussian_checks(x, predicted.mean, C, alpha=cfg.alpha, null_atol=null_atol)
     return {"passed": report.verdict(checks), "checks": checks, "config": asdict(cfg),
             "predicted": {"mean": predicted.mean, "cov_eigenvalues": predicted.eigenvalues()},
-            "measured": {"mean": x.mean(axis=0), "cov_eigenvalues": np.linalg.eigvalsh(np.cov(x.T).reshape(cfg.dim, cfg.dim))},
+            "measured": {"mean": x.mean(axis=0), "cov_eigenvalues": np.linalg.eigvalsh(np.atleast_2d(np.cov(x.T)))},
             "effect_sizes": stats.effect_sizes(x, predicted.mean, C),
-            "discretization": discretization(cfg, grid, predicted, mean, cov),
+            "discretization": discretization_error,
             "seconds": time.perf_counter() - started}
 
 
