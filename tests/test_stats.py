@@ -203,7 +203,7 @@ def gaussian_pairs(draw_, max_dim: int = 5):
     return draw_(vector), _spd(draw_(matrix)), draw_(vector), _spd(draw_(matrix))
 
 
-PROPERTY = settings(max_examples=60, deadline=None, database=None)  # small matrices; no timing deadline, no files
+PROPERTY = settings(deadline=None, database=None)  # no timing deadline, no example files; examples from the profile
 
 
 @PROPERTY

@@ -71,20 +71,20 @@ class Dense:
 
 @dataclass(frozen=True)
 class GaussianLaw:
-    """``N(mean, cov)``; with ``basis`` set, ``cov`` holds variances along its columns."""
+    """``N(mean, cov)``. A 1-D ``cov`` holds variances along the columns of ``basis`` (the identity if None)."""
 
     mean: np.ndarray
     cov: np.ndarray
     basis: np.ndarray | None = None
 
     def covariance(self) -> np.ndarray:
-        if self.basis is None:
+        if np.ndim(self.cov) == 2:
             return self.cov
-        return (self.basis * self.cov) @ self.basis.T
+        return np.diag(self.cov) if self.basis is None else (self.basis * self.cov) @ self.basis.T
 
     def eigenvalues(self) -> np.ndarray:
         """Covariance eigenvalues, ascending."""
-        return np.sort(self.cov) if self.basis is not None else np.linalg.eigvalsh(self.cov)
+        return np.sort(self.cov) if np.ndim(self.cov) == 1 else np.linalg.eigvalsh(self.cov)
 
 
 @cache

@@ -21,16 +21,22 @@ CONTINUOUS = ContinuousFlowLaw()
 ODE_SAMPLERS = frozenset({"euler", "heun", "ddim"})
 
 
+def _identity_like(cov):
+    return np.eye(len(cov)) if np.ndim(cov) == 2 else np.ones(len(cov))
+
+
 def prior_start(grid, mean, cov) -> GaussianLaw:
-    """The standard prior ``N(0, prior_std^2 I)`` at ``t_0``: ``sigma_max^2`` for VE, 1 for VP/DDPM."""
-    d = len(mean)
-    return GaussianLaw(np.zeros(d), grid.prior_std**2 * np.eye(d))
+    """The standard prior ``N(0, prior_std^2 I)`` at ``t_0``: ``sigma_max^2`` for VE, 1 for VP/DDPM.
+
+    ``cov`` is a matrix, or a vector of variances in an eigenbasis (then so is the result's).
+    """
+    return GaussianLaw(np.zeros(len(mean)), grid.prior_std**2 * _identity_like(cov))
 
 
 def marginal_start(grid, mean, cov) -> GaussianLaw:
     """The exact marginal of a target with moments ``(mean, cov)``: ``N(s mu, s^2 (Sigma + sigma^2 I))``."""
     s, sigma = grid.s[0], grid.sigma[0]
-    return GaussianLaw(s * mean, s**2 * (cov + sigma**2 * np.eye(len(mean))))
+    return GaussianLaw(s * np.asarray(mean), s**2 * (cov + sigma**2 * _identity_like(cov)))
 
 
 STARTS = {"prior": prior_start, "marginal": marginal_start}
@@ -43,26 +49,42 @@ def _eigen(mean, cov):
     return mean, np.clip(eigenvalues, 0.0, None), U
 
 
-def _rotate_start(start: GaussianLaw, U) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variances of ``start`` in the basis ``U``; refuses a start that is not diagonal there."""
-    C = U.T @ start.covariance() @ U
-    off = C - np.diag(np.diag(C))
-    if np.max(np.abs(off)) > 1e-9 * max(np.max(np.abs(C)), 1e-300):
-        raise ValueError("start must be diagonal in the eigenbasis of cov for the per-direction law")
-    return U.T @ start.mean, np.diag(C).copy()
+def _spectrum(eigenvalues, mean):
+    eigenvalues = validation.finite_array(eigenvalues, "eigenvalues", ndim=1)
+    if np.any(eigenvalues < 0):
+        raise ValueError(f"eigenvalues must be >= 0, smallest is {eigenvalues.min():.3e}")
+    return eigenvalues, validation.mean_vector(mean, "mean", dim=len(eigenvalues))
 
 
-def wiener_law(sampler, grid, mean, cov, start=prior_start) -> GaussianLaw:
-    """Exact output law of ``sampler`` on ``grid`` with the optimal affine denoiser, per eigen-direction."""
-    mean, eigenvalues, U = _eigen(mean, cov)
-    mu_rot = U.T @ mean
+def spectral_law(sampler, grid, eigenvalues, mean, start=prior_start) -> GaussianLaw:
+    """Exact output law with the optimal affine denoiser, in the eigenbasis of ``Sigma``.
+
+    ``eigenvalues`` are those of ``Sigma`` and ``mean`` is ``U^T mu``; the result's ``cov`` holds the
+    variances along the same eigenvectors. O(d) per step: no ``d x d`` matrix is formed.
+    """
+    eigenvalues, mean = _spectrum(eigenvalues, mean)
 
     def affine(sigma):
         gain = OPTIMAL.gain(eigenvalues, sigma) if sigma > 0 else np.ones_like(eigenvalues)
-        return gain, (1.0 - gain) * mu_rot
+        return gain, (1.0 - gain) * mean
 
-    m0, v0 = _rotate_start(start(grid, mean, cov), U)
-    law = propagate(sampler, grid, affine, GaussianLaw(m0, v0), Diagonal)
+    return propagate(sampler, grid, affine, start(grid, mean, eigenvalues), Diagonal)
+
+
+def spectral_continuous_law(sampler, grid, eigenvalues, mean, start=prior_start) -> GaussianLaw:
+    """The law the sampler discretizes, per eigen-direction: exact PF-ODE (euler, heun, ddim) or reverse SDE."""
+    eigenvalues, mean = _spectrum(eigenvalues, mean)
+    initial = start(grid, mean, eigenvalues)
+    s0, s_end = grid.s[0], grid.s[-1]
+    flow = CONTINUOUS.ode if sampler in ODE_SAMPLERS else CONTINUOUS.sde
+    m, v = flow(eigenvalues, mean, initial.mean / s0, initial.cov / s0**2, grid.sigma[0], grid.sigma[-1])
+    return GaussianLaw(s_end * m, s_end**2 * v)
+
+
+def wiener_law(sampler, grid, mean, cov, start=prior_start) -> GaussianLaw:
+    """Exact output law of ``sampler`` on ``grid`` with the optimal affine denoiser for ``(mean, cov)``."""
+    mean, eigenvalues, U = _eigen(mean, cov)
+    law = spectral_law(sampler, grid, eigenvalues, U.T @ mean, start)
     return GaussianLaw(U @ law.mean, law.cov, U)
 
 
@@ -72,10 +94,7 @@ def affine_law(sampler, grid, affine, start: GaussianLaw) -> GaussianLaw:
 
 
 def continuous_law(sampler, grid, mean, cov, start=prior_start) -> GaussianLaw:
-    """The law the sampler discretizes: exact PF-ODE (euler, heun, ddim) or reverse SDE (the others)."""
+    """The continuous-time law (Result 2) for the same start and noise range as ``sampler`` on ``grid``."""
     mean, eigenvalues, U = _eigen(mean, cov)
-    m0, v0 = _rotate_start(start(grid, mean, cov), U)
-    s0, s_end = grid.s[0], grid.s[-1]
-    flow = CONTINUOUS.ode if sampler in ODE_SAMPLERS else CONTINUOUS.sde
-    m, v = flow(eigenvalues, U.T @ mean, m0 / s0, v0 / s0**2, grid.sigma[0], grid.sigma[-1])
-    return GaussianLaw(U @ (s_end * m), s_end**2 * v, U)
+    law = spectral_continuous_law(sampler, grid, eigenvalues, U.T @ mean, start)
+    return GaussianLaw(U @ law.mean, law.cov, U)

@@ -143,7 +143,8 @@ def mardia_kurtosis_test(w: np.ndarray) -> StatResult:
     """Mardia kurtosis with known parameters: ``b = mean(|w|^4)``, ``E b = r(r+2)``, two-sided lognormal z.
 
     ``|w|^2 ~ chi2(r)``, so ``Var(|w|^4) = r(r+2)(r+4)(r+6) - (r(r+2))^2``; z from ``_lognormal_z``
-    (the plain ``(b - E) / sqrt(Var / n)`` is also reported). The statistic is z.
+    (the plain ``(b - E) / sqrt(Var / n)`` is also reported). The statistic is z. With known
+    parameters it also reacts to a scale error (b grows as scale^2): read it with the covariance tests.
     """
     n, r = w.shape
     expected = r * (r + 2.0)
@@ -228,8 +229,9 @@ def gaussian_checks(x, mean, cov, *, alpha: float = 1e-3, null_atol: float | Non
 
     Family-wise false-alarm rate ``alpha``, Bonferroni-split: each test passes when
     ``p >= alpha / len(STOCHASTIC_TESTS)``. ``null_atol`` bounds the null-space deviation; its
-    default ``1e-6 (sqrt(largest eigenvalue) + max |mean|)`` suits float64 samples (pass a looser
-    one, e.g. 1e-3 times that scale, for float32). Needs n >= r + 2 for the covariance LRT.
+    default ``1e-6 (sqrt(largest eigenvalue) + max |mean|)`` is far above float64 round-off; float32
+    samples (round-off ~6e-8 sqrt(d) times that scale) need a looser one, e.g. 1e-4 times the scale.
+    Needs n >= r + 2 for the covariance LRT; the Gaussianity tests are asymptotic (calibrated from n ~ 30).
     """
     x, mean, cov = _validated(x, mean, cov)
     alpha = _level(alpha, "alpha")
