@@ -188,11 +188,15 @@ def test_the_exported_gain_parses_back_verbatim(parsed_back):
 
 
 def test_skipped_sides_are_the_expected_constructs(items, parsed_back):
-    skipped = parsed_back[1]
+    parsed, skipped = parsed_back[0], parsed_back[1]
     assert skipped[("OptimalAffineDenoiser", "gain", "lhs")].startswith("undefined function")
     assert skipped[("TrainingSetLaw", "covariance", "rhs")] == "Sum/Indexed"
     steps = next(r for r in items if type(r).__name__ == "FiniteStepLaw").formulas
-    assert all(skipped[("FiniteStepLaw", label, "rhs")].startswith("non-commutative") for label in steps)
+    gain_operators = [label for label in steps if not label.endswith(": Q")]  # A and c contain G, b
+    assert all(skipped[("FiniteStepLaw", label, "rhs")].startswith("non-commutative") for label in gain_operators)
+    noise_scales = [label for label in steps if label.endswith(": Q")]  # scalar: parsed back, or a stated reason
+    assert noise_scales and all(("FiniteStepLaw", label, "rhs") in parsed or
+                                ("FiniteStepLaw", label, "rhs") in skipped for label in noise_scales)
 
 
 def test_negative_control_wrong_formulas_compare_unequal(parse):

@@ -18,6 +18,7 @@ import sympy as sp
 
 from theory.result import Result
 from theory.steps import GRID_SYMBOLS, UPDATES, step_map
+from theory.symbols import b, b_next
 from theory.validation import choice
 
 
@@ -159,8 +160,14 @@ class FiniteStepLaw(Result):
     """Result 3 as a Result: the recursion, with the per-step maps of every sampler in LaTeX."""
 
     def __init__(self):
-        x_next = sp.Symbol("x_{i+1}")
-        formulas = {f"{name} step": sp.Eq(x_next, step_map(name).collected()) for name in UPDATES}
+        formulas = {}
+        for name in UPDATES:
+            step, tag = step_map(name), "\\mathrm{" + name.replace("_", "\\_") + "}"
+            formulas[f"{name}: A"] = sp.Eq(sp.Symbol(f"A^{{{tag}}}_i"), step.coefficient("x"))
+            formulas[f"{name}: c"] = sp.Eq(sp.Symbol(f"c^{{{tag}}}_i"),
+                                           step.coefficient("b") * b + step.coefficient("b_next") * b_next)
+            if "z" in step.terms:
+                formulas[f"{name}: Q"] = sp.Eq(sp.Symbol(f"Q^{{{tag}}}_i"), step.coefficient("z"))
         super().__init__(
             name="Exact law of finite-step samplers with an affine denoiser",
             statement=("For a denoiser $D(y) = G_\\sigma y + b_\\sigma$ every step below is affine in $x$ plus "

@@ -23,5 +23,6 @@ class Result:
         lines += [f"  \\item {a}" for a in self.assumptions]
         lines.append("\\end{itemize}")
         for label, formula in self.formulas.items():
-            lines += [f"% {label}", "\\begin{equation}", sp.latex(formula), "\\end{equation}"]
+            text = label.replace("_", "\\_")
+            lines += [f"% {label}", f"\\noindent {text}:", "\\begin{equation}", sp.latex(formula), "\\end{equation}"]
         return "\n".join(lines) + "\n"

@@ -93,10 +93,14 @@ class StepMap:
     expression: sp.Expr
     terms: dict  # vector name -> tuple of (commutative coefficient, tuple of gain names, left to right)
 
+    def coefficient(self, vector: str) -> sp.Expr:
+        """The operator multiplying ``vector``: a sum of ordered gain products (0 if absent)."""
+        return sp.Add(*[c * sp.Mul(*[sp.Symbol(g, commutative=False) for g in gains])
+                        for c, gains in self.terms.get(vector, ())])
+
     def collected(self) -> sp.Expr:
         """``A x + c + Q z`` with each coefficient a sum of ordered gain products."""
-        return sp.Add(*[sp.Add(*[c * sp.Mul(*[sp.Symbol(g, commutative=False) for g in gains])
-                                 for c, gains in parts]) * VECTORS[name] for name, parts in self.terms.items()])
+        return sp.Add(*[self.coefficient(name) * VECTORS[name] for name in self.terms])
 
     def latex(self) -> str:
         return sp.latex(self.collected())
