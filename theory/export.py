@@ -4,7 +4,9 @@
 
 >>> [r.name for r in results()]  # doctest: +NORMALIZE_WHITESPACE
 ['Optimal affine denoiser', 'Continuous-time law of the linear denoiser',
- 'Exact law of finite-step samplers with an affine denoiser', 'Linear denoiser trained on a finite set']
+ 'Exact law of finite-step samplers with an affine denoiser', 'Linear denoiser trained on a finite set',
+ 'Rank-restricted affine denoiser', 'Generated law of the rank-restricted denoiser',
+ 'Fixed linear encoder, unrestricted decoder']
 >>> slug("Continuous-time law of the linear denoiser")
 'continuous-time-law-of-the-linear-denoiser'
 """
@@ -17,11 +19,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from theory.bottleneck import RankLaw, RankRestrictedDenoiser
+from theory.encoder_decoder import FixedEncoderLaw
 from theory.finite_step import FiniteStepLaw
 from theory.linear import ContinuousFlowLaw, OptimalAffineDenoiser, TrainingSetLaw
 from theory.result import Result
 
-RESULT_CLASSES = (OptimalAffineDenoiser, ContinuousFlowLaw, FiniteStepLaw, TrainingSetLaw)
+RESULT_CLASSES = (OptimalAffineDenoiser, ContinuousFlowLaw, FiniteStepLaw, TrainingSetLaw,
+                  RankRestrictedDenoiser, RankLaw, FixedEncoderLaw)
 DOCUMENT = "results.tex"
 TITLE = "Laws of the samples of diffusion samplers with restricted denoisers"
 PREAMBLE = ("\\documentclass{article}", "\\usepackage{amsmath}", "\\usepackage{amssymb}",

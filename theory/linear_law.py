@@ -42,7 +42,7 @@ def marginal_start(grid, mean, cov) -> GaussianLaw:
 STARTS = {"prior": prior_start, "marginal": marginal_start}
 
 
-def _eigen(mean, cov):
+def eigen_decomposition(mean, cov):
     mean = validation.mean_vector(mean)
     cov = validation.covariance(cov, dim=len(mean))
     eigenvalues, U = np.linalg.eigh(cov)
@@ -56,25 +56,28 @@ def _spectrum(eigenvalues, mean):
     return eigenvalues, validation.mean_vector(mean, "mean", dim=len(eigenvalues))
 
 
-def spectral_law(sampler, grid, eigenvalues, mean, start=prior_start) -> GaussianLaw:
+def spectral_law(sampler, grid, eigenvalues, mean, start=prior_start, start_eigenvalues=None) -> GaussianLaw:
     """Exact output law with the optimal affine denoiser, in the eigenbasis of ``Sigma``.
 
-    ``eigenvalues`` are those of ``Sigma`` and ``mean`` is ``U^T mu``; the result's ``cov`` holds the
-    variances along the same eigenvectors. O(d) per step: no ``d x d`` matrix is formed.
+    ``eigenvalues`` are those the denoiser is optimal for and ``mean`` is ``U^T mu``; the start law
+    uses ``start_eigenvalues`` (default: the same). The result's ``cov`` holds the variances along
+    the same eigenvectors. O(d) per step: no ``d x d`` matrix is formed.
     """
     eigenvalues, mean = _spectrum(eigenvalues, mean)
+    start_eigenvalues = eigenvalues if start_eigenvalues is None else _spectrum(start_eigenvalues, mean)[0]
 
     def affine(sigma):
         gain = OPTIMAL.gain(eigenvalues, sigma) if sigma > 0 else np.ones_like(eigenvalues)
         return gain, (1.0 - gain) * mean
 
-    return propagate(sampler, grid, affine, start(grid, mean, eigenvalues), Diagonal)
+    return propagate(sampler, grid, affine, start(grid, mean, start_eigenvalues), Diagonal)
 
 
-def spectral_continuous_law(sampler, grid, eigenvalues, mean, start=prior_start) -> GaussianLaw:
+def spectral_continuous_law(sampler, grid, eigenvalues, mean, start=prior_start, start_eigenvalues=None) -> GaussianLaw:
     """The law the sampler discretizes, per eigen-direction: exact PF-ODE (euler, heun, ddim) or reverse SDE."""
     eigenvalues, mean = _spectrum(eigenvalues, mean)
-    initial = start(grid, mean, eigenvalues)
+    start_eigenvalues = eigenvalues if start_eigenvalues is None else _spectrum(start_eigenvalues, mean)[0]
+    initial = start(grid, mean, start_eigenvalues)
     s0, s_end = grid.s[0], grid.s[-1]
     flow = CONTINUOUS.ode if sampler in ODE_SAMPLERS else CONTINUOUS.sde
     m, v = flow(eigenvalues, mean, initial.mean / s0, initial.cov / s0**2, grid.sigma[0], grid.sigma[-1])
@@ -83,7 +86,7 @@ def spectral_continuous_law(sampler, grid, eigenvalues, mean, start=prior_start)
 
 def wiener_law(sampler, grid, mean, cov, start=prior_start) -> GaussianLaw:
     """Exact output law of ``sampler`` on ``grid`` with the optimal affine denoiser for ``(mean, cov)``."""
-    mean, eigenvalues, U = _eigen(mean, cov)
+    mean, eigenvalues, U = eigen_decomposition(mean, cov)
     law = spectral_law(sampler, grid, eigenvalues, U.T @ mean, start)
     return GaussianLaw(U @ law.mean, law.cov, U)
 
@@ -95,6 +98,6 @@ def affine_law(sampler, grid, affine, start: GaussianLaw) -> GaussianLaw:
 
 def continuous_law(sampler, grid, mean, cov, start=prior_start) -> GaussianLaw:
     """The continuous-time law (Result 2) for the same start and noise range as ``sampler`` on ``grid``."""
-    mean, eigenvalues, U = _eigen(mean, cov)
+    mean, eigenvalues, U = eigen_decomposition(mean, cov)
     law = spectral_continuous_law(sampler, grid, eigenvalues, U.T @ mean, start)
     return GaussianLaw(U @ law.mean, law.cov, U)
