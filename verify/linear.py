@@ -15,19 +15,17 @@ import numpy as np
 import torch
 
 from numerics.denoisers import WienerDenoiser, fit_affine, train_linear
-from numerics.samplers import SAMPLERS, STOCHASTIC
-from numerics.sampling import DTYPES, affine_probe, default_device, sample
+from numerics.sampling import default_device
 from numerics.schedules import SCHEDULES
-from theory.finite_step import GaussianLaw, check_sampler_grid, probe_law
+from theory.finite_step import GaussianLaw, check_sampler_grid
 from theory.linear import TrainingSetLaw
 from theory.linear_law import STARTS, affine_law, continuous_law, wiener_law
 from verify import report, stats
-from verify.check import Check
-from verify.targets import TARGETS, make_target
+from verify.affine import add_sampling_arguments, header, law_report, monte_carlo, probe_checks
+from verify.targets import make_target
 
 DENOISERS = ("closed-form", "fitted", "trained")
 NEGATIVE_CONTROLS = ("continuous", "covariance+1%", "covariance+2%", "unbiased-covariance")
-PROBE_RTOL = 1e-10  # float64 round-off over a few hundred affine steps
 
 
 @dataclass
@@ -89,21 +87,6 @@ def wrong_prediction(cfg: Config, grid, predicted: GaussianLaw, mean, cov) -> Ga
     return wiener_law(cfg.sampler, grid, mean, unbiased, STARTS[cfg.init])
 
 
-def probe_checks(denoiser, cfg: Config, grid, start: GaussianLaw, predicted: GaussianLaw) -> list[Check]:
-    """Noise-free probe of the affine sampler map, compared with the predicted law to round-off."""
-    A, c, N = affine_probe(denoiser, cfg.sampler, grid, cfg.dim, device=cfg.device,
-                           stochastic=cfg.sampler in STOCHASTIC)
-    probed = probe_law(A, c, N, start)
-    C = predicted.covariance()
-    scale = max(np.max(np.abs(C)), 1e-300)
-    mean_err = np.max(np.abs(probed.mean - predicted.mean)) / np.sqrt(scale)
-    cov_err = np.max(np.abs(probed.cov - C)) / scale
-    return [Check("exact probe: mean", mean_err, None, bool(mean_err <= PROBE_RTOL), "0",
-                  f"{mean_err:.2e}", f"<= {PROBE_RTOL:g} x sqrt(max|C|)"),
-            Check("exact probe: covariance", cov_err, None, bool(cov_err <= PROBE_RTOL), "0",
-                  f"{cov_err:.2e}", f"<= {PROBE_RTOL:g} x max|C|")]
-
-
 def discretization(cfg: Config, grid, predicted: GaussianLaw, mean, cov) -> dict:
     """The continuous-time law the sampler discretizes and the distance to it."""
     continuous = continuous_law(cfg.sampler, grid, mean, cov, STARTS[cfg.init])
@@ -128,54 +111,32 @@ def run(cfg: Config) -> dict:
     discretization_error = discretization(cfg, grid, predicted, mean, cov)
     if cfg.negative_control is not None:
         predicted = wrong_prediction(cfg, grid, predicted, mean, cov)
-    checks = probe_checks(denoiser, cfg, grid, start, predicted) if cfg.probe else []
-    x = sample(denoiser, cfg.sampler, grid, start.mean, start.covariance(), cfg.samples, seed=cfg.seed,
-               device=cfg.device, dtype=DTYPES[cfg.dtype]).numpy()
-    C = predicted.covariance()
-    null_atol = (1e-6 if cfg.dtype == "float64" else 1e-2) * np.sqrt(max(np.abs(C).max(), 1e-300))
-    checks += stats.gaussian_checks(x, predicted.mean, C, alpha=cfg.alpha, null_atol=null_atol)
+    checks = probe_checks(denoiser, cfg.sampler, grid, start, predicted, cfg.device) if cfg.probe else []
+    statistical, x = monte_carlo(denoiser, cfg, grid, start, predicted)
+    checks += statistical
     return {"passed": report.verdict(checks), "checks": checks, "config": asdict(cfg),
-            "predicted": {"mean": predicted.mean, "cov_eigenvalues": predicted.eigenvalues()},
-            "measured": {"mean": x.mean(axis=0), "cov_eigenvalues": np.linalg.eigvalsh(np.atleast_2d(np.cov(x.T)))},
-            "effect_sizes": stats.effect_sizes(x, predicted.mean, C),
-            "discretization": discretization_error,
+            **law_report(x, predicted), "discretization": discretization_error,
             "seconds": time.perf_counter() - started}
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m verify.linear", description=__doc__.splitlines()[0])
-    p.add_argument("--dim", type=report.positive_int_arg, default=64, help="dimension d")
-    p.add_argument("--sampler", choices=sorted(SAMPLERS), default="heun")
-    p.add_argument("--schedule", choices=sorted(SCHEDULES), default="ve")
-    p.add_argument("--steps", type=report.positive_int_arg, default=32, help="sampler steps")
-    p.add_argument("--samples", type=report.positive_int_arg, default=10000, help="Monte-Carlo samples")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="float64")
-    p.add_argument("--target", choices=TARGETS, default="mixture")
+    add_sampling_arguments(p)
     p.add_argument("--n-train", type=report.positive_int_arg, default=None,
                    help="train on n points drawn from the target (default: the population moments)")
     p.add_argument("--denoiser", choices=DENOISERS, default="closed-form")
-    p.add_argument("--init", choices=sorted(STARTS), default="prior",
-                   help="standard prior or the exact Gaussian marginal at t_0")
-    p.add_argument("--alpha", type=report.alpha_arg, default=1e-3, help="family-wise false-alarm rate")
-    p.add_argument("--no-probe", dest="probe", action="store_false", help="skip the exact noise-free probe")
     p.add_argument("--copies", type=report.positive_int_arg, default=64, help="noisy copies per point (fitted)")
     p.add_argument("--iterations", type=report.positive_int_arg, default=2000, help="Adam steps (trained)")
     p.add_argument("--negative-control", choices=NEGATIVE_CONTROLS, default=None,
                    help="replace the prediction by a deliberately wrong one; the run must FAIL")
-    p.add_argument("--json", metavar="PATH", help="write the full report as JSON")
-    p.add_argument("--plot", metavar="PATH", help="write predicted vs measured spectra as an image")
     return p
 
 
 def summary(result: dict) -> str:
     """The human-readable report: configuration, checks table, effect sizes, discretization."""
     cfg, disc, eff = result["config"], result["discretization"], result["effect_sizes"]
-    lines = [f"verify.linear: d={cfg['dim']} sampler={cfg['sampler']} schedule={cfg['schedule']} "
-             f"steps={cfg['steps']} samples={cfg['samples']} target={cfg['target']} denoiser={cfg['denoiser']} "
-             f"init={cfg['init']} n_train={cfg['n_train']} dtype={cfg['dtype']} seed={cfg['seed']}",
-             f"family-wise false-alarm rate of the Monte-Carlo checks: {cfg['alpha']:g}", "",
+    lines = [header("verify.linear", cfg, ("dim", "sampler", "schedule", "steps", "samples", "target",
+                                             "denoiser", "init", "n_train", "dtype", "seed")),
              report.table(result["checks"]), "",
              "effect sizes (measured vs predicted): " + ", ".join(f"{k} = {v:.3g}" for k, v in eff.items()),
              f"discretization vs the continuous-time law: W2 = {disc['w2_to_continuous']:.4g}, "

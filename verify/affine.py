@@ -1,0 +1,75 @@
+"""Checking an affine sampler against its exact Gaussian law: exact probe, then Monte-Carlo statistics.
+
+Shared by ``verify.linear`` and ``verify.bottleneck`` (and any denoiser class that is affine).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from numerics.samplers import SAMPLERS, STOCHASTIC
+from numerics.sampling import DTYPES, affine_probe, sample
+from numerics.schedules import SCHEDULES
+from theory.finite_step import GaussianLaw, probe_law
+from theory.linear_law import STARTS
+from verify import report, stats
+from verify.check import Check
+from verify.targets import TARGETS
+
+PROBE_RTOL = 1e-10  # float64 round-off over a few hundred affine steps
+
+
+def probe_checks(denoiser, sampler, grid, start: GaussianLaw, predicted: GaussianLaw, device="cpu") -> list[Check]:
+    """Noise-free probe of the affine sampler map, compared with the predicted law to round-off."""
+    A, c, N = affine_probe(denoiser, sampler, grid, len(start.mean), device=device,
+                           stochastic=sampler in STOCHASTIC)
+    probed = probe_law(A, c, N, start)
+    C = predicted.covariance()
+    scale = max(np.max(np.abs(C)), 1e-300)
+    mean_err = np.max(np.abs(probed.mean - predicted.mean)) / np.sqrt(scale)
+    cov_err = np.max(np.abs(probed.cov - C)) / scale
+    return [Check("exact probe: mean", mean_err, None, bool(mean_err <= PROBE_RTOL), "0",
+                  f"{mean_err:.2e}", f"<= {PROBE_RTOL:g} x sqrt(max|C|)"),
+            Check("exact probe: covariance", cov_err, None, bool(cov_err <= PROBE_RTOL), "0",
+                  f"{cov_err:.2e}", f"<= {PROBE_RTOL:g} x max|C|")]
+
+
+def monte_carlo(denoiser, cfg, grid, start: GaussianLaw, predicted: GaussianLaw) -> tuple[list[Check], np.ndarray]:
+    """Sample ``cfg.samples`` outputs and run the calibrated Gaussian-law checks against ``predicted``."""
+    x = sample(denoiser, cfg.sampler, grid, start.mean, start.covariance(), cfg.samples, seed=cfg.seed,
+               device=cfg.device, dtype=DTYPES[cfg.dtype]).numpy()
+    C = predicted.covariance()
+    null_atol = (1e-6 if cfg.dtype == "float64" else 1e-2) * np.sqrt(max(np.abs(C).max(), 1e-300))
+    return stats.gaussian_checks(x, predicted.mean, C, alpha=cfg.alpha, null_atol=null_atol), x
+
+
+def law_report(x: np.ndarray, predicted: GaussianLaw) -> dict:
+    """Predicted and measured means and covariance spectra, and the effect sizes."""
+    C = predicted.covariance()
+    return {"predicted": {"mean": predicted.mean, "cov_eigenvalues": predicted.eigenvalues()},
+            "measured": {"mean": x.mean(axis=0), "cov_eigenvalues": np.linalg.eigvalsh(np.atleast_2d(np.cov(x.T)))},
+            "effect_sizes": stats.effect_sizes(x, predicted.mean, C)}
+
+
+def add_sampling_arguments(p, *, dim=64, steps=32, samples=10000) -> None:
+    """The flags every affine verification shares."""
+    p.add_argument("--dim", type=report.positive_int_arg, default=dim, help="dimension d")
+    p.add_argument("--sampler", choices=sorted(SAMPLERS), default="heun")
+    p.add_argument("--schedule", choices=sorted(SCHEDULES), default="ve")
+    p.add_argument("--steps", type=report.positive_int_arg, default=steps, help="sampler steps")
+    p.add_argument("--samples", type=report.positive_int_arg, default=samples, help="Monte-Carlo samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float64")
+    p.add_argument("--target", choices=TARGETS, default="mixture")
+    p.add_argument("--init", choices=sorted(STARTS), default="prior",
+                   help="standard prior or the exact Gaussian marginal at t_0")
+    p.add_argument("--alpha", type=report.alpha_arg, default=1e-3, help="family-wise false-alarm rate")
+    p.add_argument("--no-probe", dest="probe", action="store_false", help="skip the exact noise-free probe")
+    p.add_argument("--json", metavar="PATH", help="write the full report as JSON")
+    p.add_argument("--plot", metavar="PATH", help="write predicted vs measured spectra as an image")
+
+
+def header(name: str, cfg: dict, keys) -> str:
+    """First lines of a report: the configuration and the family-wise false-alarm rate."""
+    settings = " ".join(f"{k}={cfg[k]}" for k in keys)
+    return f"{name}: {settings}\nfamily-wise false-alarm rate of the Monte-Carlo checks: {cfg['alpha']:g}\n"
