@@ -4,24 +4,28 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from numerics.denoisers import AffineDenoiser
+from numerics.denoisers import WienerDenoiser
 from theory.bottleneck import RankRestrictedDenoiser
 from theory.mixture import GaussianMixture, encoder
 
 CHUNK = 2048  # rows per conditional-mean evaluation: bounds the (rows, K, d) intermediate
 
 
-class RankDenoiser(AffineDenoiser):
-    """``mu + U_r diag(lambda / (lambda + sigma^2)) U_r^T (x - mu)`` (Result 5); refuses a tied cut."""
+class RankDenoiser(WienerDenoiser):
+    """``mu + U_r diag(lambda / (lambda + sigma^2)) U_r^T (x - mu)`` (Result 5); refuses a tied cut.
+
+    The Wiener denoiser with the discarded eigen-directions' gains set to zero.
+    """
 
     def __init__(self, mean, cov, rank: int, allow_tie: bool = False):
-        self.mean, self.cov, self.rank, self.allow_tie = mean, cov, rank, allow_tie
-        self._result = RankRestrictedDenoiser()
-        *_, self.cut = self._result.affine(mean, cov, 1.0, rank, allow_tie)  # validates and reports ties
+        super().__init__(mean, cov)
+        self.cut = RankRestrictedDenoiser.cut(self.eigenvalues, rank)
+        if not self.cut.unique and not allow_tie:
+            raise ValueError(f"rank-{rank} optimum is not unique: eigenvalues {self.cut.tied} tie at the cut; "
+                             "pass allow_tie=True to take one of the optima")
 
-    def affine(self, sigma):
-        G, b, _ = self._result.affine(self.mean, self.cov, sigma, self.rank, self.allow_tie)
-        return G, b
+    def gain(self, sigma):
+        return np.where(self.cut.keep, super().gain(sigma), 0.0)
 
 
 class EncoderDecoderDenoiser:

@@ -40,14 +40,17 @@ class WienerDenoiser(AffineDenoiser):
         """Optimal affine denoiser of the empirical distribution: ``mu_hat``, ``Sigma_hat`` over ``n`` (Result 4)."""
         return cls(*TrainingSetLaw.moments(train))
 
+    def gain(self, sigma) -> np.ndarray:
+        """Per-eigen-direction gains ``lambda / (lambda + sigma^2)``."""
+        return self._result.gain(self.eigenvalues, sigma)
+
     def affine(self, sigma):
-        gain = self._result.gain(self.eigenvalues, sigma)
-        G = (self.U * gain) @ self.U.T
+        G = (self.U * self.gain(sigma)) @ self.U.T
         return G, self.mean - G @ self.mean
 
     def __call__(self, x, sigma):
         """Applied in the eigenbasis: ``mu + U diag(g) U^T (x - mu)``, O(batch d^2)."""
-        gain = torch.as_tensor(self._result.gain(self.eigenvalues, sigma), dtype=x.dtype, device=x.device)
+        gain = torch.as_tensor(self.gain(sigma), dtype=x.dtype, device=x.device)
         U = torch.as_tensor(self.U, dtype=x.dtype, device=x.device)
         mean = torch.as_tensor(self.mean, dtype=x.dtype, device=x.device)
         return mean + ((x - mean) @ U * gain) @ U.T

@@ -105,7 +105,14 @@ def rank_law(sampler, grid, mean, cov, rank: int, start=prior_start, allow_tie: 
     cut = RankRestrictedDenoiser.cut(eigenvalues, rank)
     if not cut.unique and not allow_tie:
         raise ValueError(f"rank-{rank} optimum is not unique: eigenvalues {cut.tied} tie at the cut")
-    law = spectral_law(sampler, grid, truncated(eigenvalues, cut), U.T @ mean, start, start_eigenvalues=eigenvalues)
+    return masked_law(sampler, grid, mean, cov, cut.keep, start)
+
+
+def masked_law(sampler, grid, mean, cov, keep, start=prior_start) -> GaussianLaw:
+    """Exact output law when the denoiser keeps the eigen-directions ``keep`` (ascending order) and zeroes the rest."""
+    mean, eigenvalues, U = eigen_decomposition(mean, cov)
+    kept = np.where(np.asarray(keep, dtype=bool), eigenvalues, 0.0)
+    law = spectral_law(sampler, grid, kept, U.T @ mean, start, start_eigenvalues=eigenvalues)
     return GaussianLaw(U @ law.mean, law.cov, U)
 
 

@@ -87,8 +87,9 @@ def covariance_lrt_test(w: np.ndarray, *, bartlett: bool = True) -> StatResult:
     if np.min(ell) <= 0.0:  # collapsed sample covariance: infinitely far from I
         statistic = math.inf
     else:
-        excess = ell - 1.0
-        statistic = float((n - 1) * np.sum(excess - np.log1p(excess)))
+        excess = ell - 1.0  # log1p is accurate near l = 1, log near l = 0
+        terms = np.where(ell < 0.5, excess - np.log(ell), excess - np.log1p(np.maximum(excess, -0.5)))
+        statistic = float((n - 1) * np.sum(terms))
     statistic *= bartlett_factor(n, r) if bartlett else 1.0
     df = r * (r + 1) // 2
     return StatResult(statistic, float(stats.chi2.sf(statistic, df)), f"chi2({df}), mean {df}",

@@ -78,3 +78,20 @@ def make_target(name: str, d: int, seed: int) -> Target:
 
 
 TARGETS = ("mixture", "product", "gaussian")
+
+
+def mixture_model(d: int, seed: int, components: int = 3):
+    """A well-separated Gaussian mixture as a ``theory.mixture.GaussianMixture`` (low-dimensional checks)."""
+    from theory.mixture import GaussianMixture
+
+    rng = np.random.default_rng([seed, d, components, 7])
+    means = rng.normal(0, 2.0, (components, validation.positive_int(d, "dim")))
+    covs = np.stack([(R * rng.uniform(0.05, 0.4, d)) @ R.T for R in (random_rotation(d, rng) for _ in range(components))])
+    return GaussianMixture(np.full(components, 1.0 / components), means, covs)
+
+
+def random_encoder(d: int, r: int, seed: int) -> np.ndarray:
+    """A seeded ``d x r`` matrix with orthonormal columns."""
+    if not 1 <= r <= d:
+        raise ValueError(f"rank must be in [1, dim = {d}], got {r}")
+    return random_rotation(d, np.random.default_rng([seed, d, r, 11]))[:, :r]

@@ -1,0 +1,199 @@
+"""``python -m verify.bottleneck``: bottleneck denoisers' generated laws, theory against Monte Carlo.
+
+``--mode linear`` (default): the rank-r affine optimum (Results 5–6), exact probe and calibrated
+statistics as in ``verify.linear``, plus the collapse of the discarded directions and the kept
+subspace. ``--mode decoder``: a fixed linear encoder with the exact mixture conditional-mean decoder
+(Result 7) in low dimension; with ``--n-train`` the target is a training set and the flow must copy it.
+``--mode trained``: the 2-D toy network ``2 -> 64 -> 1 -> 64 -> 2`` trained per noise level.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from numerics.bottleneck import EncoderDecoderDenoiser, RankDenoiser
+from numerics.sampling import default_device
+from numerics.schedules import SCHEDULES
+from theory.bottleneck import RankRestrictedDenoiser, masked_law, rank_law
+from theory.finite_step import check_sampler_grid
+from theory.linear_law import STARTS, eigen_decomposition
+from theory.mixture import GaussianMixture
+from verify import regression, report
+from verify.affine import add_sampling_arguments, header, law_report, monte_carlo, probe_checks
+from verify.check import Check
+from verify.targets import make_target, mixture_model, random_encoder
+
+MODES = {"linear": dict(dim=64, rank=8, steps=32, samples=10000),
+         "decoder": dict(dim=3, rank=1, steps=64, samples=4000),
+         "trained": dict(dim=2, rank=1, steps=24, samples=2000)}
+NEGATIVE_CONTROLS = {"linear": ("wrong-rank", "wrong-subspace"), "decoder": ("no-regression", "wrong-encoder"),
+                     "trained": ()}
+SUBSPACE_TOL = 1e-6  # sine of the largest principal angle when discarded directions collapse exactly
+
+
+@dataclass
+class Config:
+    mode: str = "linear"
+    dim: int = 64
+    rank: int = 8
+    sampler: str = "heun"
+    schedule: str = "ve"
+    steps: int = 32
+    samples: int = 10000
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float64"
+    target: str = "mixture"
+    init: str = "prior"
+    alpha: float = 1e-3
+    probe: bool = True
+    n_train: int | None = None
+    iterations: int = 1500
+    negative_control: str | None = None
+
+
+def wrong_keep(cfg: Config, eigenvalues) -> np.ndarray:
+    """Kept-direction mask of a deliberately wrong prediction: one rank off, or the bottom-r directions."""
+    d = len(eigenvalues)
+    if cfg.negative_control == "wrong-rank":
+        rank = cfg.rank - 1 if cfg.rank > 1 else cfg.rank + 1
+        return RankRestrictedDenoiser.cut(eigenvalues, rank).keep
+    keep = np.zeros(d, dtype=bool)
+    keep[:cfg.rank] = True  # bottom-r instead of top-r
+    return keep
+
+
+def subspace_checks(x, predicted, cut_keep, U) -> list[Check]:
+    """Discarded directions: measured variance vs predicted; kept subspace: principal angle (when exact)."""
+    discarded = U[:, ~cut_keep]
+    if discarded.shape[1] == 0:
+        return []
+    C = predicted.covariance()
+    scale = max(np.abs(C).max(), 1e-300)
+    if predicted.basis is None or np.any(predicted.cov[~cut_keep] != 0):
+        return []  # not exactly collapsed (stochastic last step, sigma_end > 0): the Gaussian checks cover it
+    measured_var = np.max(np.var(x @ discarded, axis=0))
+    S = np.cov(x.T)
+    top = np.linalg.eigh(S)[1][:, -int(cut_keep.sum()):]
+    sine = float(np.linalg.norm(discarded.T @ top, 2))
+    return [Check("discarded-direction variance", measured_var / scale, None, measured_var <= 1e-20 * scale,
+                  "0", f"{measured_var / scale:.2e}", "<= 1e-20 x max|C| (float64 round-off)"),
+            Check("kept subspace = top-r", sine, None, sine <= SUBSPACE_TOL, "0",
+                  f"sin(angle) {sine:.2e}", f"<= {SUBSPACE_TOL:g}")]
+
+
+def run_linear(cfg: Config) -> dict:
+    """Rank-r affine optimum on a seeded target: exact law, probe, statistics, subspace checks."""
+    target = make_target(cfg.target, cfg.dim, cfg.seed)
+    grid = SCHEDULES[cfg.schedule]().grid(cfg.steps)
+    check_sampler_grid(cfg.sampler, grid)
+    denoiser = RankDenoiser(target.mean, target.cov, cfg.rank)
+    start = STARTS[cfg.init](grid, target.mean, target.cov)
+    predicted = rank_law(cfg.sampler, grid, target.mean, target.cov, cfg.rank, STARTS[cfg.init])
+    _, eigenvalues, U = eigen_decomposition(target.mean, target.cov)
+    keep = denoiser.cut.keep
+    if cfg.negative_control is not None:
+        keep = wrong_keep(cfg, eigenvalues)
+        predicted = masked_law(cfg.sampler, grid, target.mean, target.cov, keep, STARTS[cfg.init])
+    checks = probe_checks(denoiser, cfg.sampler, grid, start, predicted, cfg.device) if cfg.probe else []
+    statistical, x = monte_carlo(denoiser, cfg, grid, start, predicted)
+    checks += statistical + subspace_checks(x, predicted, keep, U)
+    return {"checks": checks, **law_report(x, predicted), "cut_unique": denoiser.cut.unique}
+
+
+def decoder_setup(cfg: Config):
+    """The mixture target (or a training set drawn from it) and the encoder."""
+    mixture = mixture_model(cfg.dim, cfg.seed)
+    train = None
+    if cfg.n_train is not None:
+        train = mixture.sample(cfg.n_train, np.random.default_rng([cfg.seed, 5]))
+        mixture = GaussianMixture.training_set(train)
+    return mixture, train, random_encoder(cfg.dim, cfg.rank, cfg.seed)
+
+
+def run_decoder(cfg: Config) -> dict:
+    """Fixed encoder + exact decoder from the exact marginal: residual, projected law, or memorization."""
+    mixture, train, W = decoder_setup(cfg)
+    grid = SCHEDULES[cfg.schedule]().grid(cfg.steps)
+    check_sampler_grid(cfg.sampler, grid)
+    x = regression.run_from_marginal(EncoderDecoderDenoiser(mixture, W), cfg.sampler, grid, mixture,
+                                     cfg.samples, cfg.seed)
+    if train is not None:
+        return {"checks": regression.memorization_checks(x, train, cfg.alpha), "samples": x}
+    W_claimed = random_encoder(cfg.dim, cfg.rank, cfg.seed + 1) if cfg.negative_control == "wrong-encoder" else W
+    mapping = (regression.projection_map if cfg.negative_control == "no-regression"
+               else regression.regression_map)(mixture, W_claimed)
+    scale = np.sqrt(np.trace(mixture.moments()[1]))
+    checks = [regression.residual_check(x, W_claimed, mapping, scale),
+              regression.projected_law_check(x, W_claimed, mixture, cfg.alpha)]
+    return {"checks": checks, "samples": x}
+
+
+RUNNERS = {"linear": run_linear, "decoder": run_decoder}
+
+
+def run(cfg: Config) -> dict:
+    """Everything ``python -m verify.bottleneck`` does, as a report dictionary."""
+    if cfg.negative_control is not None and cfg.negative_control not in NEGATIVE_CONTROLS[cfg.mode]:
+        raise ValueError(f"negative control {cfg.negative_control!r} does not apply to mode {cfg.mode!r}; "
+                         f"allowed: {', '.join(NEGATIVE_CONTROLS[cfg.mode]) or 'none'}")
+    if not 1 <= cfg.rank <= cfg.dim:
+        raise ValueError(f"rank must be in [1, dim = {cfg.dim}], got {cfg.rank}")
+    started = time.perf_counter()
+    result = RUNNERS[cfg.mode](cfg)
+    return {"passed": report.verdict(result["checks"]), "config": asdict(cfg), **result,
+            "seconds": time.perf_counter() - started}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m verify.bottleneck", description=__doc__.splitlines()[0])
+    p.add_argument("--mode", choices=sorted(RUNNERS), default="linear")
+    add_sampling_arguments(p, dim=None, steps=None, samples=None)
+    p.add_argument("--rank", type=report.positive_int_arg, default=None, help="bottleneck width r")
+    p.add_argument("--n-train", type=report.positive_int_arg, default=None,
+                   help="decoder mode: the target is a training set of n points (the flow must copy them)")
+    p.add_argument("--iterations", type=report.positive_int_arg, default=1500, help="Adam steps (trained)")
+    p.add_argument("--negative-control", choices=sorted({c for cs in NEGATIVE_CONTROLS.values() for c in cs}),
+                   default=None, help="replace the prediction by a deliberately wrong one; the run must FAIL")
+    return p
+
+
+def summary(result: dict) -> str:
+    cfg = result["config"]
+    lines = [header("verify.bottleneck", cfg, ("mode", "dim", "rank", "sampler", "schedule", "steps", "samples",
+                                                "n_train", "init", "dtype", "seed")),
+             report.table(result["checks"]), ""]
+    if "effect_sizes" in result:
+        lines.append("effect sizes (measured vs predicted): "
+                     + ", ".join(f"{k} = {v:.3g}" for k, v in result["effect_sizes"].items()))
+    lines.append(f"{'PASS' if result['passed'] else 'FAIL'} in {result['seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    options = {k: v for k, v in vars(args).items() if k not in ("json", "plot")}
+    for key, value in MODES[args.mode].items():
+        options[key] = value if options[key] is None else options[key]
+    options["device"] = args.device or default_device()
+    try:
+        result = run(Config(**options))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(summary(result))
+    if args.json:
+        report.write_json(args.json, {k: v for k, v in result.items() if k != "samples"})
+    if args.plot and "predicted" in result:
+        report.plot_spectra(args.plot, {"predicted": result["predicted"]["cov_eigenvalues"],
+                                        "measured": result["measured"]["cov_eigenvalues"]},
+                            f"rank {args.rank}, {args.sampler}, {args.steps} steps")
+    return 0 if result["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
