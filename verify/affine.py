@@ -4,6 +4,8 @@ Shared by ``verify.linear`` and ``verify.bottleneck`` (and any denoiser class th
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from numerics.samplers import SAMPLERS, STOCHASTIC
@@ -16,6 +18,24 @@ from verify.check import Check
 from verify.targets import TARGETS
 
 PROBE_RTOL = 1e-10  # float64 round-off over a few hundred affine steps
+
+
+@dataclass
+class SamplingConfig:
+    """Settings every affine verification shares (the flags of ``add_sampling_arguments``)."""
+
+    dim: int = 64
+    sampler: str = "heun"
+    schedule: str = "ve"
+    steps: int = 32
+    samples: int = 10000
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float64"
+    target: str = "mixture"
+    init: str = "prior"
+    alpha: float = 1e-3
+    probe: bool = True
 
 
 def probe_checks(denoiser, sampler, grid, start: GaussianLaw, predicted: GaussianLaw, device="cpu") -> list[Check]:

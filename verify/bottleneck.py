@@ -23,7 +23,7 @@ from theory.finite_step import check_sampler_grid
 from theory.linear_law import STARTS, eigen_decomposition
 from theory.mixture import GaussianMixture
 from verify import regression, report
-from verify.affine import add_sampling_arguments, header, law_report, monte_carlo, probe_checks
+from verify.affine import SamplingConfig, add_sampling_arguments, header, law_report, monte_carlo, probe_checks
 from verify.check import Check
 from verify.targets import make_target, mixture_model, random_encoder
 
@@ -36,21 +36,9 @@ SUBSPACE_TOL = 1e-6  # sine of the largest principal angle when discarded direct
 
 
 @dataclass
-class Config:
+class Config(SamplingConfig):
     mode: str = "linear"
-    dim: int = 64
     rank: int = 8
-    sampler: str = "heun"
-    schedule: str = "ve"
-    steps: int = 32
-    samples: int = 10000
-    seed: int = 0
-    device: str = "cpu"
-    dtype: str = "float64"
-    target: str = "mixture"
-    init: str = "prior"
-    alpha: float = 1e-3
-    probe: bool = True
     n_train: int | None = None
     iterations: int = 1500
     negative_control: str | None = None

@@ -21,7 +21,7 @@ from theory.finite_step import GaussianLaw, check_sampler_grid
 from theory.linear import TrainingSetLaw
 from theory.linear_law import STARTS, affine_law, continuous_law, wiener_law
 from verify import report, stats
-from verify.affine import add_sampling_arguments, header, law_report, monte_carlo, probe_checks
+from verify.affine import SamplingConfig, add_sampling_arguments, header, law_report, monte_carlo, probe_checks
 from verify.targets import make_target
 
 DENOISERS = ("closed-form", "fitted", "trained")
@@ -29,21 +29,9 @@ NEGATIVE_CONTROLS = ("continuous", "covariance+1%", "covariance+2%", "unbiased-c
 
 
 @dataclass
-class Config:
-    dim: int = 64
-    sampler: str = "heun"
-    schedule: str = "ve"
-    steps: int = 32
-    samples: int = 10000
-    seed: int = 0
-    device: str = "cpu"
-    dtype: str = "float64"
-    target: str = "mixture"
+class Config(SamplingConfig):
     n_train: int | None = None
     denoiser: str = "closed-form"
-    init: str = "prior"
-    alpha: float = 1e-3
-    probe: bool = True
     copies: int = 64
     iterations: int = 2000
     negative_control: str | None = None
