@@ -1,0 +1,70 @@
+"""``verify.bottleneck`` end to end: passes on the truth, fails on each deliberately wrong prediction."""
+import pytest
+
+from verify.bottleneck import MODES, Config, main, run
+
+
+def config(mode, **overrides):
+    return Config(mode=mode, **{**MODES[mode], **overrides})
+
+
+def failed(result):
+    return sorted(c.name for c in result["checks"] if not c.passed)
+
+
+def test_rank_mode_default_passes_with_collapsed_discarded_directions():
+    result = run(config("linear"))
+    assert result["passed"], failed(result)
+    names = {c.name for c in result["checks"]}
+    assert {"discarded-direction variance", "kept subspace = top-r", "exact probe: covariance"} <= names
+
+
+@pytest.mark.parametrize("control", ["wrong-rank", "wrong-subspace"])
+def test_rank_mode_negative_controls_fail(control):
+    result = run(config("linear", negative_control=control))
+    assert not result["passed"]
+    assert "exact probe: covariance" in failed(result)
+
+
+def test_rank_one_wrong_rank_control_predicts_rank_two():
+    result = run(config("linear", dim=8, rank=1, samples=3000, negative_control="wrong-rank"))
+    assert not result["passed"]
+
+
+def test_stochastic_last_step_keeps_discarded_variance_and_still_matches():
+    result = run(config("linear", dim=16, rank=4, samples=4000, sampler="euler_maruyama", steps=16))
+    assert result["passed"], failed(result)
+    assert "kept subspace = top-r" not in {c.name for c in result["checks"]}  # not collapsed: stats cover it
+
+
+def test_decoder_mode_passes_and_its_controls_fail():
+    assert run(config("decoder"))["passed"]
+    no_map = run(config("decoder", negative_control="no-regression"))
+    assert failed(no_map) == ["regression residual"]
+    wrong_w = run(config("decoder", negative_control="wrong-encoder"))
+    assert "regression residual" in failed(wrong_w)
+
+
+def test_decoder_with_training_set_memorizes():
+    result = run(config("decoder", n_train=10, samples=2000))
+    assert result["passed"], failed(result)
+    assert {c.name for c in result["checks"]} == {"copies of training points", "training points equally likely"}
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--rank", "0"], "--rank: must be an integer >= 1"),
+    (["--dim", "4", "--rank", "5"], "rank must be in [1, dim = 4]"),
+    (["--mode", "decoder", "--negative-control", "wrong-rank"], "does not apply to mode 'decoder'"),
+])
+def test_cli_rejects_bad_input(argv, message, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exit_info:
+        code = exit_info.code
+    assert code == 2 and message in capsys.readouterr().err
+
+
+def test_cli_exit_codes(capsys):
+    assert main(["--mode", "decoder", "--samples", "1000"]) == 0
+    assert main(["--mode", "decoder", "--samples", "1000", "--negative-control", "no-regression"]) == 1
+    assert "FAIL" in capsys.readouterr().out
