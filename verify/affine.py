@@ -70,10 +70,10 @@ def law_report(x: np.ndarray, predicted: GaussianLaw) -> dict:
             "effect_sizes": stats.effect_sizes(x, predicted.mean, C)}
 
 
-def add_sampling_arguments(p, *, dim=64, steps=32, samples=10000) -> None:
+def add_sampling_arguments(p, *, dim=64, steps=32, samples=10000, sampler="heun") -> None:
     """The flags every affine verification shares."""
     p.add_argument("--dim", type=report.positive_int_arg, default=dim, help="dimension d")
-    p.add_argument("--sampler", choices=sorted(SAMPLERS), default="heun")
+    p.add_argument("--sampler", choices=sorted(SAMPLERS), default=sampler)
     p.add_argument("--schedule", choices=sorted(SCHEDULES), default="ve")
     p.add_argument("--steps", type=report.positive_int_arg, default=steps, help="sampler steps")
     p.add_argument("--samples", type=report.positive_int_arg, default=samples, help="Monte-Carlo samples")

@@ -26,12 +26,14 @@ from verify import regression, report
 from verify.affine import SamplingConfig, add_sampling_arguments, header, law_report, monte_carlo, probe_checks
 from verify.check import Check
 from verify.targets import make_target, mixture_model, random_encoder
+from verify.trained_bottleneck import plot as plot_trained
+from verify.trained_bottleneck import run_trained
 
-MODES = {"linear": dict(dim=64, rank=8, steps=32, samples=10000),
-         "decoder": dict(dim=3, rank=1, steps=64, samples=4000),
-         "trained": dict(dim=2, rank=1, steps=24, samples=2000)}
+MODES = {"linear": dict(dim=64, rank=8, steps=32, samples=10000, sampler="heun"),
+         "decoder": dict(dim=3, rank=1, steps=64, samples=4000, sampler="heun"),
+         "trained": dict(dim=2, rank=1, steps=24, samples=2000, sampler="euler")}
 NEGATIVE_CONTROLS = {"linear": ("wrong-rank", "wrong-subspace"), "decoder": ("no-regression", "wrong-encoder"),
-                     "trained": ()}
+                     "trained": ("target-samples",)}
 SUBSPACE_TOL = 1e-6  # sine of the largest principal angle when discarded directions collapse exactly
 
 
@@ -121,7 +123,7 @@ def run_decoder(cfg: Config) -> dict:
     return {"checks": checks, "samples": x}
 
 
-RUNNERS = {"linear": run_linear, "decoder": run_decoder}
+RUNNERS = {"linear": run_linear, "decoder": run_decoder, "trained": run_trained}
 
 
 def run(cfg: Config) -> dict:
@@ -140,7 +142,7 @@ def run(cfg: Config) -> dict:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m verify.bottleneck", description=__doc__.splitlines()[0])
     p.add_argument("--mode", choices=sorted(RUNNERS), default="linear")
-    add_sampling_arguments(p, dim=None, steps=None, samples=None)
+    add_sampling_arguments(p, dim=None, steps=None, samples=None, sampler=None)
     p.add_argument("--rank", type=report.positive_int_arg, default=None, help="bottleneck width r")
     p.add_argument("--n-train", type=report.positive_int_arg, default=None,
                    help="decoder mode: the target is a training set of n points (the flow must copy them)")
@@ -155,6 +157,9 @@ def summary(result: dict) -> str:
     lines = [header("verify.bottleneck", cfg, ("mode", "dim", "rank", "sampler", "schedule", "steps", "samples",
                                                 "n_train", "init", "dtype", "seed")),
              report.table(result["checks"]), ""]
+    for key, value in result.get("measured", {}).items():
+        if not isinstance(value, dict):
+            lines.append(f"measured (not tested): {key} = {value:.4g}")
     if "effect_sizes" in result:
         lines.append("effect sizes (measured vs predicted): "
                      + ", ".join(f"{k} = {v:.3g}" for k, v in result["effect_sizes"].items()))
@@ -175,8 +180,10 @@ def main(argv=None) -> int:
         return 2
     print(summary(result))
     if args.json:
-        report.write_json(args.json, {k: v for k, v in result.items() if k != "samples"})
-    if args.plot and "predicted" in result:
+        report.write_json(args.json, {k: v for k, v in result.items() if not k.endswith("samples") and k != "curve"})
+    if args.plot and args.mode == "trained":
+        plot_trained(args.plot, result)
+    elif args.plot and "predicted" in result:
         report.plot_spectra(args.plot, {"predicted": result["predicted"]["cov_eigenvalues"],
                                         "measured": result["measured"]["cov_eigenvalues"]},
                             f"rank {args.rank}, {args.sampler}, {args.steps} steps")
