@@ -21,7 +21,7 @@ from theory.linear_law import marginal_start
 from verify.check import Check
 from verify.targets import mixture_model
 
-CURVE_RTOL = 1e-4  # float32 network, polyline of 4096 knots: chord error well below this (relative to scale)
+CURVE_RTOL = 1e-3  # float32 network; the 4096-knot polyline cuts the ReLU decoder's kinks (~1e-4 seen)
 
 
 def sliced_w1(a: np.ndarray, b: np.ndarray, directions: int = 64, seed: int = 0) -> float:
