@@ -68,3 +68,12 @@ def test_cli_exit_codes(capsys):
     assert main(["--mode", "decoder", "--samples", "1000"]) == 0
     assert main(["--mode", "decoder", "--samples", "1000", "--negative-control", "no-regression"]) == 1
     assert "FAIL" in capsys.readouterr().out
+
+
+def test_trained_toy_samples_lie_on_a_curve_and_target_samples_do_not(tmp_path):
+    small = dict(steps=6, iterations=200, samples=400)  # few levels and Adam steps: the curve check is exact anyway
+    result = run(config("trained", **small))
+    assert result["passed"], failed(result)
+    assert set(result["measured"]) >= {"sliced_w1_to_target", "sliced_w1_to_rank_r_affine_law"}
+    control = run(config("trained", negative_control="target-samples", **small))
+    assert failed(control) == ["target samples on the decoder image"]
