@@ -79,7 +79,7 @@ class RankRestrictedDenoiser(Result):
         if rank == d:
             return Cut(keep, True, ())
         inside, outside = eigenvalues[d - rank], eigenvalues[d - rank - 1]
-        tied = abs(inside - outside) <= rtol * max(abs(inside), 1e-300)
+        tied = abs(inside - outside) <= rtol * max(np.max(np.abs(eigenvalues)), 1e-300)  # eigh resolves to eps x max
         return Cut(keep, not tied, (float(outside), float(inside)) if tied else ())
 
     def affine(self, mean, cov, sigma_value, rank: int, allow_tie: bool = False):
@@ -116,10 +116,12 @@ def masked_law(sampler, grid, mean, cov, keep, start=prior_start) -> GaussianLaw
     return GaussianLaw(U @ law.mean, law.cov, U)
 
 
-def rank_continuous_law(sampler, grid, mean, cov, rank: int, start=prior_start) -> GaussianLaw:
+def rank_continuous_law(sampler, grid, mean, cov, rank: int, start=prior_start, allow_tie: bool = False) -> GaussianLaw:
     """The continuous-time law of the rank-r flow: discarded directions shrink as ``sigma / sigma_max``."""
     mean, eigenvalues, U = eigen_decomposition(mean, cov)
     cut = RankRestrictedDenoiser.cut(eigenvalues, rank)
+    if not cut.unique and not allow_tie:
+        raise ValueError(f"rank-{rank} optimum is not unique: eigenvalues {cut.tied} tie at the cut")
     law = spectral_continuous_law(sampler, grid, truncated(eigenvalues, cut), U.T @ mean, start,
                                   start_eigenvalues=eigenvalues)
     return GaussianLaw(U @ law.mean, law.cov, U)

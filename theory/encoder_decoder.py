@@ -66,5 +66,11 @@ class FixedEncoderLaw(Result):
     def sample(mixture: GaussianMixture, W, n: int, rng: np.random.Generator) -> np.ndarray:
         """Draws of the generated law: ``u0`` from the projected mixture, mapped through the regression."""
         W = encoder(W, mixture.dim)
-        u0 = mixture.project(W).sample(validation.positive_int(n, "n"), rng)
-        return mixture.conditional_mean(W, u0, 0.0)
+        n = validation.positive_int(n, "n")
+        if np.all(mixture.covs == 0):  # a training set: the flow returns the atoms themselves
+            projected = mixture.means @ W
+            gaps = np.linalg.norm(projected[:, None] - projected[None], axis=2) + np.eye(len(projected))
+            if np.min(gaps) == 0:
+                raise ValueError("training points must have distinct projections W^T x_i")
+            return mixture.means[rng.choice(len(mixture.weights), size=n, p=mixture.weights)]
+        return mixture.conditional_mean(W, mixture.project(W).sample(n, rng), 0.0)

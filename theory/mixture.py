@@ -23,6 +23,9 @@ class GaussianMixture:
     def __post_init__(self):
         w = validation.finite_array(self.weights, "weights", ndim=1)
         m = validation.finite_array(self.means, "means", ndim=2)
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "means", m)
+        object.__setattr__(self, "covs", validation.finite_array(self.covs, "covs"))
         if len(w) != len(m) or len(w) == 0 or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
             raise ValueError("weights must be K >= 1 non-negative numbers summing to 1, one per row of means")
         if np.shape(self.covs) != (len(m), m.shape[1], m.shape[1]):
@@ -73,7 +76,9 @@ class GaussianMixture:
         residual = u[:, None, :] - (self.means @ W)[None]                       # (n, K, r)
         solved = np.einsum("kab,nkb->nka", S_inv, residual)                      # S_k^{-1} (u - W^T m_k)
         logdet = np.linalg.slogdet(S)[1]
-        log_resp = np.log(np.clip(self.weights, 1e-300, None)) - 0.5 * (logdet + np.einsum("nka,nka->nk", residual, solved))
+        with np.errstate(divide="ignore"):  # a zero weight is log 0 = -inf: that component never contributes
+            log_weights = np.log(self.weights)
+        log_resp = log_weights - 0.5 * (logdet + np.einsum("nka,nka->nk", residual, solved))
         resp = np.exp(log_resp - logsumexp(log_resp, axis=1, keepdims=True))   # (n, K)
         regression = self.means[None] + np.einsum("kij,ja,nka->nki", self.covs, W, solved)
         return np.einsum("nk,nki->ni", resp, regression)
