@@ -54,15 +54,6 @@ COLLAPSING_SAMPLERS = ("ddim", "ddpm", "euler", "heun")  # last VE step to sigma
 MAX_STEPS = 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The machine is shared: tiny matrices run much faster on one thread than fighting for two."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def rank_law_result():
     """``RankLaw()`` runs sympy's dsolve (seconds): build it once."""

@@ -30,15 +30,6 @@ MC_SAMPLES = 3000
 MC_Z = 5.0          # Monte-Carlo tolerance in standard errors: two-sided p ~ 6e-7 per comparison
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The machine is shared: tiny matrices run much faster on one thread than fighting for two."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 # ====================================================================== strategies (nouns)
 @st.composite
 def mixtures_of(draw, min_dim: int = 1, max_dim: int = MAX_DIM, max_components: int = MAX_COMPONENTS,
