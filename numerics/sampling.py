@@ -1,7 +1,6 @@
 """Batched Monte-Carlo sampling with per-sample randomness: same seed, same samples, any batch size."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from numerics.noise import StackedGenerator, draw_gaussian

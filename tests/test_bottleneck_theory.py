@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import sympy as sp
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import optimize

@@ -136,7 +136,6 @@ class RankLaw(Result):
 
     def __init__(self):
         from theory.linear import ContinuousFlowLaw
-        from theory.symbols import sigma_end, sigma_max, v0
 
         flow = ContinuousFlowLaw()
         ode = sp.limit(flow.ode_gain_expr, lam, 0)   # a discarded direction sees lambda = 0 in D
