@@ -6,7 +6,7 @@
 ['Optimal affine denoiser', 'Continuous-time law of the linear denoiser',
  'Exact law of finite-step samplers with an affine denoiser', 'Linear denoiser trained on a finite set',
  'Rank-restricted affine denoiser', 'Generated law of the rank-restricted denoiser',
- 'Fixed linear encoder, unrestricted decoder']
+ 'Fixed linear encoder, unrestricted decoder', 'Memorizing (unrestricted) denoiser of a training set']
 >>> slug("Continuous-time law of the linear denoiser")
 'continuous-time-law-of-the-linear-denoiser'
 """
@@ -22,11 +22,12 @@ from pathlib import Path
 from theory.bottleneck import RankLaw, RankRestrictedDenoiser
 from theory.encoder_decoder import FixedEncoderLaw
 from theory.finite_step import FiniteStepLaw
+from theory.memorization import EmpiricalDenoiser
 from theory.linear import ContinuousFlowLaw, OptimalAffineDenoiser, TrainingSetLaw
 from theory.result import Result
 
 RESULT_CLASSES = (OptimalAffineDenoiser, ContinuousFlowLaw, FiniteStepLaw, TrainingSetLaw,
-                  RankRestrictedDenoiser, RankLaw, FixedEncoderLaw)
+                  RankRestrictedDenoiser, RankLaw, FixedEncoderLaw, EmpiricalDenoiser)
 DOCUMENT = "results.tex"
 TITLE = "Laws of the samples of diffusion samplers with restricted denoisers"
 PREAMBLE = ("\\documentclass{article}", "\\usepackage{amsmath}", "\\usepackage{amssymb}",

@@ -60,6 +60,20 @@ class GaussianMixture:
         roots = np.stack([_root(C) for C in self.covs])
         return self.means[labels] + np.einsum("nij,nj->ni", roots[labels], rng.standard_normal((n, self.dim)))
 
+    def log_density(self, x) -> np.ndarray:
+        """``log p(x)`` per row, by log-sum-exp over components (each component must be non-singular)."""
+        x = validation.finite_array(x, "x", ndim=2)
+        if x.shape[1] != self.dim:
+            raise ValueError(f"x must have {self.dim} columns, got {x.shape[1]}")
+        values, vectors = np.linalg.eigh(self.covs)
+        if np.min(values) <= 0:
+            raise ValueError("log_density needs non-singular component covariances")
+        z = np.einsum("kij,nki->nkj", vectors, x[:, None, :] - self.means[None]) / np.sqrt(values)[None]
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(self.weights)
+        log_component = -0.5 * ((z**2).sum(axis=2) + np.log(values).sum(axis=1) + self.dim * np.log(2 * np.pi))
+        return logsumexp(log_weights + log_component, axis=1)
+
     def conditional_mean(self, W, u, sigma: float) -> np.ndarray:
         """``E[x0 | W^T x0 + sigma xi = u]``: responsibilities times per-component Gaussian regressions.
 
