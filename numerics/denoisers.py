@@ -86,8 +86,8 @@ def fit_affine(train, sigmas, copies: int, generator=None) -> TabulatedAffineDen
     table = {}
     for sigma in levels:
         y = x0 + sigma * randn_like(x0, generator)
-        design = torch.cat([y, torch.ones(n * copies, 1, dtype=y.dtype)], dim=1)
-        solution = torch.linalg.lstsq(design, x0).solution.numpy()  # (d + 1, d)
+        design = torch.cat([y, torch.ones(n * copies, 1, dtype=y.dtype)], dim=1).numpy()
+        solution = np.linalg.lstsq(design, x0.numpy(), rcond=None)[0]  # (d + 1, d); LAPACK gelsd
         table[sigma] = (solution[:d].T.copy(), solution[d].copy())
     return TabulatedAffineDenoiser(table)
 

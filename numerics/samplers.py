@@ -12,9 +12,9 @@ from numerics.noise import randn_like
 from numerics.schedules import Grid
 
 
-def to_d(x_hat, sigma, denoised):
+def to_d(y, sigma, denoised):
     """``dx/dsigma`` of the probability-flow ODE in the unscaled variable (Karras et al. 2022, eq. 3)."""
-    return (x_hat - denoised) / sigma
+    return (y - denoised) / sigma
 
 
 def _noise(noise_sampler, generator):
@@ -27,28 +27,28 @@ def _report(callback, i, x, sigma, denoised):
 
 
 def sample_euler(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
-    """Probability-flow ODE, Euler in sigma (Karras et al. 2022, Alg. 1 without the correction)."""
+    """Probability-flow ODE ``dy/dsigma = (y - D(y))/sigma`` in ``y = x/s``, Euler in sigma (Karras et al. 2022, Alg. 1 on y)."""
     for i in range(grid.steps):
         sigma, sigma_next = float(grid.sigma[i]), float(grid.sigma[i + 1])
-        x_hat = x / float(grid.s[i])                       # unscale: x_hat = x0 + sigma n
-        denoised = denoiser(x_hat, sigma)
-        d = to_d(x_hat, sigma, denoised)                   # slope in sigma
-        x = float(grid.s[i + 1]) * (x_hat + (sigma_next - sigma) * d)
+        y = x / float(grid.s[i])                       # unscale: y = x0 + sigma n
+        denoised = denoiser(y, sigma)
+        d = to_d(y, sigma, denoised)                   # slope in sigma
+        x = float(grid.s[i + 1]) * (y + (sigma_next - sigma) * d)
         _report(callback, i, x, sigma, denoised)
     return x
 
 
 def sample_heun(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
-    """Probability-flow ODE, Heun in sigma; Euler on a last step to sigma = 0 (Karras et al. 2022, Alg. 1)."""
+    """The same ODE, Heun in sigma; Euler on a last step to sigma = 0 (Karras et al. 2022, Alg. 1 on y)."""
     for i in range(grid.steps):
         sigma, sigma_next = float(grid.sigma[i]), float(grid.sigma[i + 1])
-        x_hat = x / float(grid.s[i])
-        denoised = denoiser(x_hat, sigma)
-        d = to_d(x_hat, sigma, denoised)
-        x_next = x_hat + (sigma_next - sigma) * d          # Euler predictor
+        y = x / float(grid.s[i])
+        denoised = denoiser(y, sigma)
+        d = to_d(y, sigma, denoised)
+        x_next = y + (sigma_next - sigma) * d          # Euler predictor
         if sigma_next > 0:                                  # trapezoidal corrector
             d_next = to_d(x_next, sigma_next, denoiser(x_next, sigma_next))
-            x_next = x_hat + (sigma_next - sigma) * 0.5 * (d + d_next)
+            x_next = y + (sigma_next - sigma) * 0.5 * (d + d_next)
         x = float(grid.s[i + 1]) * x_next
         _report(callback, i, x, sigma, denoised)
     return x
@@ -71,12 +71,12 @@ def sample_ddpm(denoiser, x, grid: Grid, *, generator=None, callback=None, noise
     noise = _noise(noise_sampler, generator)
     for i in range(grid.steps):
         sigma, sigma_next = float(grid.sigma[i]), float(grid.sigma[i + 1])
-        x_hat = x / float(grid.s[i])
-        denoised = denoiser(x_hat, sigma)
+        y = x / float(grid.s[i])
+        denoised = denoiser(y, sigma)
         sigma_up = sigma_next * math.sqrt(1.0 - (sigma_next / sigma) ** 2)  # posterior std
         sigma_down = sigma_next**2 / sigma                                  # deterministic part
-        x_hat = x_hat + (sigma_down - sigma) * to_d(x_hat, sigma, denoised)
-        x = float(grid.s[i + 1]) * (x_hat + sigma_up * noise(i, x_hat))
+        y = y + (sigma_down - sigma) * to_d(y, sigma, denoised)
+        x = float(grid.s[i + 1]) * (y + sigma_up * noise(i, y))
         _report(callback, i, x, sigma, denoised)
     return x
 

@@ -41,9 +41,9 @@ def test_unbiased_normalization_fails_at_small_n():
     assert not wrong["passed"] and "covariance trace" in failed(wrong)
 
 
-@pytest.mark.parametrize("denoiser", ["fitted", "trained"])
-def test_fitted_and_trained_denoisers_match_their_own_exact_law(denoiser):
-    result = run(Config(dim=8, steps=8, samples=4000, denoiser=denoiser, iterations=300, sampler="ddpm"))
+@pytest.mark.parametrize("denoiser,sampler", [("fitted", "ddpm"), ("trained", "ddpm"), ("fitted", "heun")])
+def test_fitted_and_trained_denoisers_match_their_own_exact_law(denoiser, sampler):
+    result = run(Config(dim=8, steps=8, samples=4000, denoiser=denoiser, iterations=300, sampler=sampler))
     assert result["passed"], failed(result)
 
 

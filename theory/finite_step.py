@@ -125,7 +125,7 @@ def step_affine(sampler, grid, i, affine, algebra, d):
         gains["G_next"], offsets["b_next"] = affine(grid.sigma[i + 1])
     A = _combine(compiled["x"], values, gains, algebra, d)
     c = sum(_combine(compiled[k], values, gains, algebra, d, offsets[k]) for k in offsets if k in compiled)
-    Q = _combine(compiled.get("z", ()), values, gains, algebra, d)
+    Q = _combine(compiled["z"], values, gains, algebra, d) if "z" in compiled else 0.0 * algebra.identity(d)
     return A, c, Q
 
 

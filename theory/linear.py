@@ -49,11 +49,11 @@ class OptimalAffineDenoiser(Result):
         D = sp.Function("D")
         super().__init__(
             name="Optimal affine denoiser",
-            statement=("Among affine maps $D(x) = A x + b$, the minimizer of "
+            statement=("Among affine maps $D(y) = G y + b$, the minimizer of "
                        "$\\mathbb{E}\\|D(x_0 + \\sigma n) - x_0\\|^2$ is "
-                       "$D(x) = \\mu + \\Sigma(\\Sigma + \\sigma^2 I)^{-1}(x - \\mu)$, per eigen-direction of "
+                       "$D(y) = \\mu + \\Sigma(\\Sigma + \\sigma^2 I)^{-1}(y - \\mu)$, per eigen-direction of "
                        "$\\Sigma$ the gain below. It depends on $p$ only through $(\\mu, \\Sigma)$ and equals "
-                       "the Bayes denoiser $\\mathbb{E}[x_0 \\mid x]$ of $\\mathcal{N}(\\mu, \\Sigma)$."),
+                       "the Bayes denoiser $\\mathbb{E}[x_0 \\mid y]$ of $\\mathcal{N}(\\mu, \\Sigma)$."),
             assumptions=("$p$ has finite second moments; $\\sigma > 0$ or $\\Sigma \\succ 0$",
                          "$n \\sim \\mathcal{N}(0, I)$ independent of $x_0$"),
             formulas={"gain": sp.Eq(D(y), sp.factor(a * y + c))},
@@ -137,16 +137,16 @@ class ContinuousFlowLaw(Result):
         return tuple(sp.lambdify(args, e, "numpy")
                      for e in (self.ode_gain_expr, self.sde_mean_gain_expr, self.sde_var_expr))
 
-    def ode(self, eigenvalues, mean, m_start, v_start, sigma_start, sigma_stop):
-        """Per-direction ``(mean, variance)`` of ``y`` at ``sigma_stop`` under the exact PF-ODE."""
-        r = self._numeric[0](np.asarray(eigenvalues, float), sigma_start, sigma_stop, 0.0)
-        return mean + (m_start - mean) * r, v_start * r**2
+    def ode(self, eigenvalues, mean, m0, v0, sigma_max, sigma_end):
+        """Per-direction ``(mean, variance)`` of ``y`` at ``sigma_end`` under the exact PF-ODE from ``sigma_max``."""
+        r = self._numeric[0](np.asarray(eigenvalues, float), sigma_max, sigma_end, 0.0)
+        return mean + (m0 - mean) * r, v0 * r**2
 
-    def sde(self, eigenvalues, mean, m_start, v_start, sigma_start, sigma_stop):
-        """Per-direction ``(mean, variance)`` of ``y`` at ``sigma_stop`` under the exact reverse SDE."""
+    def sde(self, eigenvalues, mean, m0, v0, sigma_max, sigma_end):
+        """Per-direction ``(mean, variance)`` of ``y`` at ``sigma_end`` under the exact reverse SDE from ``sigma_max``."""
         eigenvalues = np.asarray(eigenvalues, float)
-        r = self._numeric[1](eigenvalues, sigma_start, sigma_stop, 0.0)
-        return mean + (m_start - mean) * r, self._numeric[2](eigenvalues, sigma_start, sigma_stop, v_start)
+        r = self._numeric[1](eigenvalues, sigma_max, sigma_end, 0.0)
+        return mean + (m0 - mean) * r, self._numeric[2](eigenvalues, sigma_max, sigma_end, v0)
 
 
 class TrainingSetLaw(Result):
@@ -165,8 +165,11 @@ class TrainingSetLaw(Result):
             statement=("The optimal affine denoiser for the empirical distribution of $x_1, \\dots, x_n$ is "
                        "Result 1 with the empirical mean and the empirical covariance normalized by $n$. "
                        "The continuous flows from the exact marginal generate "
-                       "$\\mathcal{N}(\\hat\\mu, \\hat\\Sigma)$: new samples, almost surely no training point, "
-                       "supported on the affine span of the training points (dimension $\\le n - 1$)."),
+                       "$\\mathcal{N}(\\hat\\mu, \\hat\\Sigma)$ at $\\sigma_{end} = 0$: new samples, almost surely "
+                       "no training point, supported on the affine span of the training points (dimension "
+                       "$\\le n - 1$). Finite-step samplers follow Result 3 with $(\\hat\\mu, \\hat\\Sigma)$; "
+                       "those whose last step is not $D(y)$ (Euler--Maruyama, the VP integrator) or that stop at "
+                       "$\\sigma_{end} > 0$ put some variance off the span."),
             assumptions=("the empirical distribution is the training target",
                          "exact minimization of the denoising loss over affine maps, noise expectation exact"),
             formulas={"mean": sp.Eq(sp.Symbol("\\hat{\\mu}"), mu_hat),
