@@ -13,6 +13,12 @@ from theory import validation
 from theory.linear import OptimalAffineDenoiser, TrainingSetLaw
 
 
+def check_width(x: torch.Tensor, d: int) -> None:
+    """A denoiser input must be ``(batch, d)``."""
+    if x.ndim != 2 or x.shape[1] != d:
+        raise ValueError(f"x must have shape (batch, {d}) for this denoiser, got {tuple(x.shape)}")
+
+
 class AffineDenoiser:
     """``D(x) = x G^T + b`` with ``(G, b)`` looked up per noise level."""
 
@@ -21,6 +27,7 @@ class AffineDenoiser:
 
     def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         G, b = self.affine(sigma)
+        check_width(x, len(b))
         G = torch.as_tensor(G, dtype=x.dtype, device=x.device)
         return x @ G.T + torch.as_tensor(b, dtype=x.dtype, device=x.device)
 
@@ -50,6 +57,7 @@ class WienerDenoiser(AffineDenoiser):
 
     def __call__(self, x, sigma):
         """Applied in the eigenbasis: ``mu + U diag(g) U^T (x - mu)``, O(batch d^2)."""
+        check_width(x, len(self.mean))
         gain = torch.as_tensor(self.gain(sigma), dtype=x.dtype, device=x.device)
         U = torch.as_tensor(self.U, dtype=x.dtype, device=x.device)
         mean = torch.as_tensor(self.mean, dtype=x.dtype, device=x.device)
@@ -99,13 +107,15 @@ def train_linear(train, sigmas, *, iterations=2000, batch=256, lr=3e-2, generato
     this equals training each ``torch.nn.Linear(d, d)`` separately.
     """
     train, levels = _check_fit_args(train, sigmas)
+    iterations, batch = validation.positive_int(iterations, "iterations"), validation.positive_int(batch, "batch")
+    lr = validation.positive(lr, "lr")
     x_train, d = torch.as_tensor(train), train.shape[1]
     sigma = torch.tensor(levels, dtype=torch.float64)[:, None, None]
     weight = torch.zeros(len(levels), d, d, dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(len(levels), 1, d, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.Adam([weight, bias], lr=lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 1.0 - k / iterations)
-    for _ in range(validation.positive_int(iterations, "iterations")):
+    for _ in range(iterations):
         x0 = x_train[torch.randint(len(x_train), (len(levels), batch), generator=generator)]
         y = x0 + sigma * randn_like(x0, generator)
         loss = ((torch.baddbmm(bias, y, weight.transpose(1, 2)) - x0) ** 2).sum(dim=2).mean()

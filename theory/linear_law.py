@@ -15,6 +15,7 @@ import numpy as np
 from theory import validation
 from theory.finite_step import Dense, Diagonal, GaussianLaw, propagate
 from theory.linear import ContinuousFlowLaw, OptimalAffineDenoiser
+from theory.steps import UPDATES
 
 OPTIMAL = OptimalAffineDenoiser()
 CONTINUOUS = ContinuousFlowLaw()
@@ -75,6 +76,7 @@ def spectral_law(sampler, grid, eigenvalues, mean, start=prior_start, start_eige
 
 def spectral_continuous_law(sampler, grid, eigenvalues, mean, start=prior_start, start_eigenvalues=None) -> GaussianLaw:
     """The law the sampler discretizes, per eigen-direction: exact PF-ODE (euler, heun, ddim) or reverse SDE."""
+    validation.choice(sampler, "sampler", UPDATES)
     eigenvalues, mean = _spectrum(eigenvalues, mean)
     start_eigenvalues = eigenvalues if start_eigenvalues is None else _spectrum(start_eigenvalues, mean)[0]
     initial = start(grid, mean, start_eigenvalues)

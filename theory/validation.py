@@ -52,7 +52,8 @@ def positive(value, name: str) -> float:
 
 def positive_int(value, name: str) -> int:
     """Return ``value`` if it is an integer >= 1."""
-    if isinstance(value, bool) or int(value) != value or value < 1:
+    numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not numeric or not np.isfinite(value) or int(value) != value or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return int(value)
 
