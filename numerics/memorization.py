@@ -18,7 +18,6 @@ class EmpiricalDenoiser:
         if train.shape[0] < 1 or train.shape[1] < 1:
             raise ValueError(f"train must have at least one row and one column, got shape {train.shape}")
         self.train = torch.as_tensor(train, dtype=dtype, device=device)
-        self.sq_norms = (self.train**2).sum(dim=1)
         self.chunk = validation.positive_int(chunk, "chunk")
 
     def __call__(self, y: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -26,17 +25,19 @@ class EmpiricalDenoiser:
             raise ValueError(f"y must have shape (batch, {self.train.shape[1]}), got {tuple(y.shape)}")
         sigma = validation.positive(sigma, "sigma")
         z = y.to(self.train.dtype).to(self.train.device)
-        running_max = torch.full((len(z),), -torch.inf, dtype=z.dtype, device=z.device)
+        nearest = torch.full((len(z),), torch.inf, dtype=z.dtype, device=z.device)  # running min distance
         total = torch.zeros(len(z), dtype=z.dtype, device=z.device)
         weighted = torch.zeros_like(z)
         for start in range(0, len(self.train), self.chunk):
-            x, norms = self.train[start:start + self.chunk], self.sq_norms[start:start + self.chunk]
-            # -|z - x|^2 / 2 sigma^2 up to a per-row constant: (2 z.x - |x|^2) / (2 sigma^2)
-            logits = (2 * z @ x.T - norms) / (2 * sigma**2)
-            new_max = torch.maximum(running_max, logits.max(dim=1).values)
-            rescale = torch.exp(running_max - new_max)
-            w = torch.exp(logits - new_max[:, None])
+            x = self.train[start:start + self.chunk]
+            distance = torch.cdist(z, x, compute_mode="donot_use_mm_for_euclid_dist")  # exact differences
+            new_nearest = torch.minimum(nearest, distance.min(dim=1).values)
+            # logits relative to the nearest atom, -(d^2 - d_min^2) / (2 sigma^2), factored so tiny sigma
+            # overflows to -inf (weight 0) instead of inf - inf
+            rescale = torch.exp(-0.5 * ((nearest - new_nearest) / sigma) * ((nearest + new_nearest) / sigma))
+            rescale = torch.where(torch.isinf(nearest), torch.zeros_like(rescale), rescale)
+            w = torch.exp(-0.5 * ((distance - new_nearest[:, None]) / sigma) * ((distance + new_nearest[:, None]) / sigma))
             total = total * rescale + w.sum(dim=1)
             weighted = weighted * rescale[:, None] + w @ x
-            running_max = new_max
+            nearest = new_nearest
         return (weighted / total[:, None]).to(y.dtype).to(y.device)

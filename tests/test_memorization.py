@@ -175,10 +175,7 @@ def test_bayes_posterior_over_atoms_is_the_softmax(n):
     assert derive_weights(n) is True
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: numerics/memorization.py:37 forms |y - x|^2 as |x|^2 - 2 y.x, "
-                   "which cancels catastrophically for data far from the origin (logit error "
-                   "~ eps |x|^2 / sigma^2); 1e-12 relative fails by 4 orders of magnitude")
-def test_streaming_denoiser_loses_digits_far_from_the_origin():
+def test_streaming_denoiser_keeps_digits_far_from_the_origin():
     train = 1e4 + np.array([[0.0], [1.0]])  # two points, unit spacing, far from 0
     y = np.array([[1e4 + 0.5 + 2e-5]])       # just off the midpoint: weights ~ (0.45, 0.55) at sigma = 0.01
     sigma = 0.01
@@ -188,9 +185,6 @@ def test_streaming_denoiser_loses_digits_far_from_the_origin():
     np.testing.assert_allclose(denoise(train, y, sigma), expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: numerics/memorization.py:37 and theory/memorization.py:65 divide by "
-                   "2 sigma^2, which underflows to 0 for sigma < ~1e-154: the logits are inf and D(y) / "
-                   "copy_bound are NaN instead of the nearest point / 0 (sigma is accepted as > 0)")
 def test_extremely_small_sigma_still_snaps_to_the_nearest_point():
     train = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
     y = np.array([[0.2, 0.1]])

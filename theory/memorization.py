@@ -62,7 +62,11 @@ class EmpiricalDenoiser(Result):
         """Per row of ``y``: ``sum_i w_i(y) |x_i - x_{j*}|``, a bound on the distance of ``D(y)`` to ``x_{j*}``."""
         train = validation.finite_array(train, "train", ndim=2)
         y = validation.finite_array(y, "y", ndim=2)
-        logits = -((y[:, None, :] - train[None]) ** 2).sum(axis=2) / (2 * validation.positive(sigma, "sigma") ** 2)
+        sigma = validation.positive(sigma, "sigma")
+        distance = np.linalg.norm(y[:, None, :] - train[None], axis=2)
+        nearest = distance.min(axis=1, keepdims=True)
+        with np.errstate(over="ignore"):  # tiny sigma: far atoms get logit -inf, weight 0
+            logits = -0.5 * ((distance - nearest) / sigma) * ((distance + nearest) / sigma)
         w = np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
         nearest = train[w.argmax(axis=1)]
         return np.einsum("ni,ni->n", w, np.linalg.norm(train[None] - nearest[:, None], axis=2))

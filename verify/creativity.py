@@ -110,7 +110,7 @@ def run(cfg: Config) -> dict:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m verify.creativity", description=__doc__.splitlines()[0])
-    add_sampling_arguments(p, dim=64, steps=32, samples=2000)
+    add_sampling_arguments(p, dim=64, steps=32, samples=2000, target=False)  # target: a known mixture
     p.add_argument("--n-train", type=report.positive_int_arg, default=200, help="training-set size n")
     p.add_argument("--rank", type=report.positive_int_arg, default=8, help="bottleneck width r")
     p.add_argument("--negative-control", choices=NEGATIVE_CONTROLS, default=None,
@@ -163,7 +163,7 @@ def plot(path: str, result: dict) -> None:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    options = {k: v for k, v in vars(args).items() if k not in ("json", "plot", "target", "init")}
+    options = {k: v for k, v in vars(args).items() if k not in ("json", "plot")}
     options["device"] = args.device or default_device()
     try:
         result = run(Config(**options))
