@@ -79,7 +79,7 @@ def run_trained(cfg) -> dict:
     measured = {"sliced_w1_to_target": sliced_w1(x, mixture.sample(cfg.samples, rng)),
                 "sliced_w1_to_rank_r_affine_law": sliced_w1(x, linear_samples),
                 "sliced_w1_target_to_rank_r_affine_law": sliced_w1(mixture.sample(cfg.samples, rng), linear_samples),
-                "final_training_loss": float(denoiser.losses[-100:].mean())}
+                "final_loss_at_sigma_min": float(denoiser.losses[-100:, denoiser.levels[sigma_last]].mean())}
     W = np.linalg.eigh(cov)[1][:, -cfg.rank:]  # top-r principal directions as a fixed linear encoder
     predicted_encoder_law = FixedEncoderLaw.sample(mixture, W, cfg.samples, rng)
     measured["sliced_w1_to_pca_encoder_law"] = sliced_w1(x, predicted_encoder_law)
