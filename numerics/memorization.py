@@ -10,15 +10,20 @@ class EmpiricalDenoiser:
     """``D(y; sigma) = sum_i softmax_i(-|y - x_i|^2 / (2 sigma^2)) x_i`` with an online log-sum-exp.
 
     The training set is visited ``chunk`` rows at a time, so memory is ``O(batch x chunk)`` whatever
-    ``n``; accumulation is in ``dtype`` (float64 by default) on ``device``.
+    ``n``; accumulation is in ``dtype`` (float64 by default) on ``device``. Distances are formed from
+    the differences (``exact_distances=True``, default) or, about 3x faster on CPU, by the
+    matrix-product expansion about the training mean, whose logit error is ~``eps |y - mean|^2 / sigma^2``.
     """
 
-    def __init__(self, train, *, chunk: int = 4096, dtype=torch.float64, device="cpu"):
+    def __init__(self, train, *, chunk: int = 4096, dtype=torch.float64, device="cpu", exact_distances=True):
         train = validation.finite_array(train, "train", ndim=2)
         if train.shape[0] < 1 or train.shape[1] < 1:
             raise ValueError(f"train must have at least one row and one column, got shape {train.shape}")
         self.train = torch.as_tensor(train, dtype=dtype, device=device)
         self.chunk = validation.positive_int(chunk, "chunk")
+        self.centre = self.train.mean(dim=0)
+        self.centred = self.train - self.centre
+        self.mode = "donot_use_mm_for_euclid_dist" if exact_distances else "use_mm_for_euclid_dist"
 
     def __call__(self, y: torch.Tensor, sigma: float) -> torch.Tensor:
         if y.ndim != 2 or y.shape[1] != self.train.shape[1]:
@@ -30,7 +35,7 @@ class EmpiricalDenoiser:
         weighted = torch.zeros_like(z)
         for start in range(0, len(self.train), self.chunk):
             x = self.train[start:start + self.chunk]
-            distance = torch.cdist(z, x, compute_mode="donot_use_mm_for_euclid_dist")  # exact differences
+            distance = torch.cdist(z - self.centre, self.centred[start:start + self.chunk], compute_mode=self.mode)
             new_nearest = torch.minimum(nearest, distance.min(dim=1).values)
             # logits relative to the nearest atom, -(d^2 - d_min^2) / (2 sigma^2), factored so tiny sigma
             # overflows to -inf (weight 0) instead of inf - inf
