@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from numerics.bottleneck import EncoderDecoderDenoiser, RankDenoiser
-from numerics.sampling import default_device
 from numerics.schedules import SCHEDULES
 from theory.bottleneck import RankRestrictedDenoiser, masked_law, rank_law
 from theory.finite_step import check_sampler_grid
@@ -167,27 +166,20 @@ def summary(result: dict) -> str:
     return "\n".join(lines)
 
 
+def plot(path: str, result: dict, args) -> None:
+    """The trained toy's scatter, or predicted vs measured spectra."""
+    if args.mode == "trained":
+        plot_trained(path, result)
+    elif "predicted" in result:
+        report.plot_spectra(path, {"predicted": result["predicted"]["cov_eigenvalues"],
+                                   "measured": result["measured"]["cov_eigenvalues"]},
+                            f"rank {result['config']['rank']}, {args.sampler}, {result['config']['steps']} steps")
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    options = {k: v for k, v in vars(args).items() if k not in ("json", "plot")}
-    for key, value in MODES[args.mode].items():
-        options[key] = value if options[key] is None else options[key]
-    options["device"] = args.device or default_device()
-    try:
-        result = run(Config(**options))
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(summary(result))
-    if args.json:
-        report.write_json(args.json, {k: v for k, v in result.items() if not k.endswith("samples") and k != "curve"})
-    if args.plot and args.mode == "trained":
-        plot_trained(args.plot, result)
-    elif args.plot and "predicted" in result:
-        report.plot_spectra(args.plot, {"predicted": result["predicted"]["cov_eigenvalues"],
-                                        "measured": result["measured"]["cov_eigenvalues"]},
-                            f"rank {args.rank}, {args.sampler}, {args.steps} steps")
-    return 0 if result["passed"] else 1
+    return report.cli_main(args, Config, run, summary, plot=plot, defaults=MODES[args.mode],
+                           json_exclude=("samples", "target_samples", "rank_r_samples", "encoder_law_samples", "curve"))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import numpy as np
 from numerics.bottleneck import RankDenoiser
 from numerics.denoisers import WienerDenoiser
 from numerics.memorization import EmpiricalDenoiser
-from numerics.sampling import DTYPES, default_device, sample
+from numerics.sampling import DTYPES, sample
 from numerics.schedules import SCHEDULES
 from theory.bottleneck import rank_law
 from theory.finite_step import check_sampler_grid
@@ -162,20 +162,8 @@ def plot(path: str, result: dict) -> None:
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    options = {k: v for k, v in vars(args).items() if k not in ("json", "plot")}
-    options["device"] = args.device or default_device()
-    try:
-        result = run(Config(**options))
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(summary(result))
-    if args.json:
-        report.write_json(args.json, {k: v for k, v in result.items() if k not in ("samples", "train")})
-    if args.plot:
-        plot(args.plot, result)
-    return 0 if result["passed"] else 1
+    return report.cli_main(parser().parse_args(argv), Config, run, summary, plot=lambda path, result, args: plot(path, result),
+                           json_exclude=("samples", "train"))
 
 
 if __name__ == "__main__":

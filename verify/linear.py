@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from numerics.denoisers import WienerDenoiser, fit_affine, train_linear
-from numerics.sampling import default_device
 from numerics.schedules import SCHEDULES
 from theory.finite_step import GaussianLaw, check_sampler_grid
 from theory.linear import TrainingSetLaw
@@ -134,24 +133,16 @@ def summary(result: dict) -> str:
     return "\n".join(lines)
 
 
+def plot(path: str, result: dict, args) -> None:
+    """Predicted, measured and continuous-time covariance spectra."""
+    report.plot_spectra(path, {"predicted": result["predicted"]["cov_eigenvalues"],
+                               "measured": result["measured"]["cov_eigenvalues"],
+                               "continuous-time": result["discretization"]["continuous_eigenvalues"]},
+                        f"{args.sampler}, {args.steps} steps, d = {args.dim}")
+
+
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    options = {k: v for k, v in vars(args).items() if k not in ("json", "plot")}
-    options["device"] = args.device or default_device()
-    try:
-        result = run(Config(**options))
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(summary(result))
-    if args.json:
-        report.write_json(args.json, result)
-    if args.plot:
-        report.plot_spectra(args.plot, {"predicted": result["predicted"]["cov_eigenvalues"],
-                                        "measured": result["measured"]["cov_eigenvalues"],
-                                        "continuous-time": result["discretization"]["continuous_eigenvalues"]},
-                            f"{args.sampler}, {args.steps} steps, d = {args.dim}")
-    return 0 if result["passed"] else 1
+    return report.cli_main(parser().parse_args(argv), Config, run, summary, plot=plot)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 
 import numpy as np
 
+from numerics.sampling import default_device
 from theory import validation
 from verify.check import Check
 
@@ -84,3 +86,25 @@ def alpha_arg(text: str) -> float:
 
 def verdict(checks: list[Check]) -> bool:
     return all(c.passed for c in checks)
+
+
+def cli_main(args, config_class, run, summary, *, plot=None, json_exclude=(), defaults=None) -> int:
+    """The shared body of every ``verify`` CLI: build the config, run, print, write JSON/plot, exit code.
+
+    Exit 0 when every check passes, 1 when one fails, 2 on bad input (``ValueError``).
+    """
+    options = {k: v for k, v in vars(args).items() if k not in ("json", "plot")}
+    for key, value in (defaults or {}).items():
+        options[key] = value if options[key] is None else options[key]
+    options["device"] = args.device or default_device()
+    try:
+        result = run(config_class(**options))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(summary(result))
+    if args.json:
+        write_json(args.json, {k: v for k, v in result.items() if k not in json_exclude})
+    if args.plot and plot is not None:
+        plot(args.plot, result, args)
+    return 0 if result["passed"] else 1
