@@ -74,6 +74,18 @@ def test_trained_toy_samples_lie_on_a_curve_and_target_samples_do_not(tmp_path):
     small = dict(steps=6, iterations=200, samples=400)  # few levels and Adam steps: the curve check is exact anyway
     result = run(config("trained", **small))
     assert result["passed"], failed(result)
-    assert set(result["measured"]) >= {"sliced_w1_to_target", "sliced_w1_to_rank_r_affine_law"}
+    assert set(result["measurements"]) >= {"sliced_w1_to_target", "sliced_w1_to_rank_r_affine_law"}
     control = run(config("trained", negative_control="target-samples", **small))
     assert failed(control) == ["target samples on the decoder image"]
+
+
+@pytest.mark.parametrize("argv", [["--dim", "8", "--rank", "2", "--samples", "2000"],
+                                  ["--mode", "decoder", "--samples", "1000"]], ids=["linear", "decoder"])
+def test_cli_writes_json_and_plot_in_each_mode(argv, tmp_path):
+    import json
+
+    path, figure = tmp_path / "r.json", tmp_path / "f.png"
+    assert main(argv + ["--json", str(path), "--plot", str(figure)]) == 0
+    data = json.loads(path.read_text())
+    assert data["passed"] is True and data["checks"] and data["config"]["mode"] == (argv[1] if argv[0] == "--mode" else "linear")
+    assert figure.exists() or argv[0] == "--mode"  # the decoder mode has no spectrum to plot

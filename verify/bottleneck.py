@@ -156,9 +156,8 @@ def summary(result: dict) -> str:
     lines = [header("verify.bottleneck", cfg, ("mode", "dim", "rank", "sampler", "schedule", "steps", "samples",
                                                 "n_train", "init", "dtype", "seed")),
              report.table(result["checks"]), ""]
-    for key, value in result.get("measured", {}).items():
-        if not isinstance(value, dict):
-            lines.append(f"measured (not tested): {key} = {value:.4g}")
+    for key, value in result.get("measurements", {}).items():
+        lines.append(f"measured (not tested): {key} = {value:.4g}")
     if "effect_sizes" in result:
         lines.append("effect sizes (measured vs predicted): "
                      + ", ".join(f"{k} = {v:.3g}" for k, v in result["effect_sizes"].items()))

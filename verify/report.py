@@ -32,6 +32,8 @@ def _plain(value):
         return None if not math.isfinite(value) else float(value)
     if isinstance(value, (np.integer,)):
         return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -76,14 +76,14 @@ def run_trained(cfg) -> dict:
                               "target samples on the decoder image")]
     linear = rank_continuous_law(cfg.sampler, grid, mean, cov, cfg.rank, marginal_start)
     linear_samples = rng.multivariate_normal(linear.mean, linear.covariance(), cfg.samples)
-    measured = {"sliced_w1_to_target": sliced_w1(x, mixture.sample(cfg.samples, rng)),
+    measurements = {"sliced_w1_to_target": sliced_w1(x, mixture.sample(cfg.samples, rng)),
                 "sliced_w1_to_rank_r_affine_law": sliced_w1(x, linear_samples),
                 "sliced_w1_target_to_rank_r_affine_law": sliced_w1(mixture.sample(cfg.samples, rng), linear_samples),
                 "final_loss_at_sigma_min": float(denoiser.losses[-100:, denoiser.levels[sigma_last]].mean())}
     W = np.linalg.eigh(cov)[1][:, -cfg.rank:]  # top-r principal directions as a fixed linear encoder
     predicted_encoder_law = FixedEncoderLaw.sample(mixture, W, cfg.samples, rng)
-    measured["sliced_w1_to_pca_encoder_law"] = sliced_w1(x, predicted_encoder_law)
-    return {"checks": checks, "measured": measured, "samples": x, "target_samples": train,
+    measurements["sliced_w1_to_pca_encoder_law"] = sliced_w1(x, predicted_encoder_law)
+    return {"checks": checks, "measurements": measurements, "samples": x, "target_samples": train,
             "rank_r_samples": linear_samples, "encoder_law_samples": predicted_encoder_law,
             "curve": denoiser.decode(torch.linspace(codes.min(), codes.max(), 512, dtype=torch.float64)[:, None],
                                      sigma_last).numpy()}
