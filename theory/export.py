@@ -6,7 +6,9 @@
 ['Optimal affine denoiser', 'Continuous-time law of the linear denoiser',
  'Exact law of finite-step samplers with an affine denoiser', 'Linear denoiser trained on a finite set',
  'Rank-restricted affine denoiser', 'Generated law of the rank-restricted denoiser',
- 'Fixed linear encoder, unrestricted decoder', 'Memorizing (unrestricted) denoiser of a training set']
+ 'Fixed linear encoder, unrestricted decoder', 'Memorizing (unrestricted) denoiser of a training set',
+ 'Optimal polynomial denoiser of degree 3', 'Moment equivalence of polynomial denoisers',
+ 'Small-noise expansion of the degree-2 polynomial denoiser']
 >>> slug("Continuous-time law of the linear denoiser")
 'continuous-time-law-of-the-linear-denoiser'
 """
@@ -23,14 +25,16 @@ from theory.bottleneck import RankLaw, RankRestrictedDenoiser
 from theory.encoder_decoder import FixedEncoderLaw
 from theory.finite_step import FiniteStepLaw
 from theory.memorization import EmpiricalDenoiser
+from theory.polynomial import MomentEquivalence, OptimalPolynomialDenoiser, SmallNoiseExpansion
 from theory.linear import ContinuousFlowLaw, OptimalAffineDenoiser, TrainingSetLaw
 from theory.result import Result
 
 RESULT_CLASSES = (OptimalAffineDenoiser, ContinuousFlowLaw, FiniteStepLaw, TrainingSetLaw,
-                  RankRestrictedDenoiser, RankLaw, FixedEncoderLaw, EmpiricalDenoiser)
+                  RankRestrictedDenoiser, RankLaw, FixedEncoderLaw, EmpiricalDenoiser,
+                  OptimalPolynomialDenoiser, MomentEquivalence, SmallNoiseExpansion)
 DOCUMENT = "results.tex"
 TITLE = "Laws of the samples of diffusion samplers with restricted denoisers"
-PREAMBLE = ("\\documentclass{article}", "\\usepackage{amsmath}", "\\usepackage{amssymb}",
+PREAMBLE = ("\\documentclass{article}", "\\usepackage{amsmath}", "\\usepackage{amssymb}", "\\usepackage{graphicx}",
             "\\usepackage[margin=2cm]{geometry}", "\\allowdisplaybreaks", f"\\title{{{TITLE}}}", "\\date{}")
 
 

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 
+LONG_FORMULA = 400  # characters of LaTeX beyond which a formula no longer fits a line
+
+
 @dataclass(frozen=True)
 class Result:
     """What a result says, under which assumptions, and its formulas as sympy ``Eq`` objects."""
@@ -24,5 +27,8 @@ class Result:
         lines.append("\\end{itemize}")
         for label, formula in self.formulas.items():
             text = label.replace("_", "\\_")
-            lines += [f"% {label}", f"\\noindent {text}:", "\\begin{equation}", sp.latex(formula), "\\end{equation}"]
+            body = sp.latex(formula)
+            if len(body) > LONG_FORMULA:  # a long formula is scaled to the line width (needs graphicx)
+                body = f"\\resizebox{{\\linewidth}}{{!}}{{$\\displaystyle {body}$}}"
+            lines += [f"% {label}", f"\\noindent {text}:", "\\begin{equation}", body, "\\end{equation}"]
         return "\n".join(lines) + "\n"
