@@ -1,0 +1,45 @@
+"""``verify.polynomial``: the exact 1-D law passes, a wrong degree and a short surrogate fail."""
+import numpy as np
+import pytest
+
+from verify.polynomial import Config, main, mixture_moments, mixture_sample, run
+
+SMALL = dict(samples=2000, steps=64, n_train=500)  # 64 Heun steps: discretization invisible at 2000 samples
+
+
+def failed(result):
+    return sorted(c.name for c in result["checks"] if not c.passed)
+
+
+def test_target_moments_are_exact():
+    x = mixture_sample(400_000, np.random.default_rng(0))
+    sample_moments = [np.mean(x**r) for r in range(5)]
+    # Monte-Carlo error of E[x^4] at n = 4e5: sd ~ sqrt(Var x^4 / n) ~ 0.03
+    np.testing.assert_allclose(sample_moments, mixture_moments(4), atol=0.05)
+
+
+@pytest.mark.parametrize("degree", [1, 3])
+def test_exact_law_and_equivalence_pass(degree):
+    result = run(Config(degree=degree, **SMALL))
+    assert result["passed"], failed(result)
+
+
+def test_wrong_degree_is_rejected_by_the_law_tests():
+    result = run(Config(degree=3, negative_control="wrong-degree", **SMALL))
+    assert "generated law (KS)" in failed(result)
+
+
+def test_surrogate_matching_only_2k_minus_1_moments_gives_other_outputs():
+    result = run(Config(degree=3, negative_control="short-surrogate", **SMALL))
+    assert failed(result) == ["moment equivalence (p vs its 4-point quadrature)"]
+
+
+@pytest.mark.parametrize("argv,message", [(["--degree", "-1"], "degree must be >= 0"),
+                                          (["--dim", "2"], "dim must be 1"),
+                                          (["--sampler", "ddpm"], "invalid choice")])
+def test_cli_rejects_bad_input(argv, message, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exit_info:
+        code = exit_info.code
+    assert code == 2 and message in capsys.readouterr().err
