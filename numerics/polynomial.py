@@ -235,23 +235,30 @@ def fit_multivariate(atoms, weights, sigmas, degree: int, *, quadrature_points=N
 
 # ----------------------------------------------------------------------------- random features
 class RandomFeatureDenoiser(TabulatedDenoiser):
-    """``D(y) = [ (R u) ** k, 1 ] @ coef`` with ``u = (y - center) / scale`` and ``R`` fixed (m x d)."""
+    """``D(y) = [ (R u) ** k, 1 ] @ coef`` with ``u = (y - center) / scale`` and ``R`` fixed (m x d).
 
-    def __init__(self, table: dict, R: np.ndarray, degree: int):
+    With ``all_powers`` the features are ``(R u) ** j`` for every ``j = 1..k`` (a full degree-k random
+    polynomial, which can represent the identity that small-noise denoising needs).
+    """
+
+    def __init__(self, table: dict, R: np.ndarray, degree: int, all_powers: bool = False):
         super().__init__(table, R.shape[1])
         self.R, self.degree = R, degree
+        self.powers = range(1, degree + 1) if all_powers else (degree,)
 
     def features(self, y: torch.Tensor, center, scale) -> torch.Tensor:
         u = (y - torch.as_tensor(center, device=y.device)) / torch.as_tensor(scale, device=y.device)
-        z = (u @ torch.as_tensor(self.R, device=y.device).T) ** self.degree
-        return torch.cat([z, torch.ones(y.shape[0], 1, dtype=y.dtype, device=y.device)], dim=1)
+        z = u @ torch.as_tensor(self.R, device=y.device).T
+        ones = torch.ones(y.shape[0], 1, dtype=y.dtype, device=y.device)
+        return torch.cat([z**j for j in self.powers] + [ones], dim=1)
 
     def _apply(self, y, params):
         center, scale, coef = params
         return self.features(y, center, scale) @ torch.as_tensor(coef, device=y.device)
 
 
-def fit_random_features(train, sigmas, degree: int, m: int, copies: int, generator=None) -> RandomFeatureDenoiser:
+def fit_random_features(train, sigmas, degree: int, m: int, copies: int, generator=None,
+                        all_powers: bool = False) -> RandomFeatureDenoiser:
     """Least squares read-out on ``copies`` noisy copies of ``train`` per sigma; ``R ~ N(0, 1/d)`` from ``generator``.
 
     The input is centered and scaled per coordinate by the mean and ``sqrt(var + sigma^2)`` of the
@@ -266,7 +273,7 @@ def fit_random_features(train, sigmas, degree: int, m: int, copies: int, generat
     R = randn_like(torch.empty(m, d, dtype=torch.float64), generator).numpy() / math.sqrt(d)
     x0 = torch.as_tensor(train).repeat(copies, 1)
     uniform = np.full(n, 1.0 / n)
-    denoiser = RandomFeatureDenoiser({}, R, k)
+    denoiser = RandomFeatureDenoiser({}, R, k, all_powers)
     for sigma in levels:
         center, scale = _scaling(train, uniform, sigma)
         y = x0 + sigma * randn_like(x0, generator)

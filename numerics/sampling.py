@@ -33,7 +33,8 @@ def sample(denoiser, sampler: str, grid, start_mean, start_cov, n: int, *, seed:
         out.append(run(denoiser, x, grid, generator=generator).to("cpu", torch.float64))
     result = torch.cat(out)
     if not torch.isfinite(result).all():
-        raise FloatingPointError(f"sampler {sampler!r} produced non-finite values; try float64 or more steps")
+        raise FloatingPointError(f"sampler {sampler!r} produced non-finite values: the denoiser's vector field "
+                                 "blew up (a polynomial field can), or float32 overflowed")
     return result
 
 
