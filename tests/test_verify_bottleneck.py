@@ -55,6 +55,7 @@ def test_decoder_with_training_set_memorizes():
     (["--rank", "0"], "--rank: must be an integer >= 1"),
     (["--dim", "4", "--rank", "5"], "rank must be in [1, dim = 4]"),
     (["--mode", "decoder", "--negative-control", "wrong-rank"], "does not apply to mode 'decoder'"),
+    (["--mode", "trained", "--dim", "4", "--rank", "2"], "rank must be 1"),
 ])
 def test_cli_rejects_bad_input(argv, message, capsys):
     try:

@@ -132,6 +132,8 @@ def run(cfg: Config) -> dict:
                          f"allowed: {', '.join(NEGATIVE_CONTROLS[cfg.mode]) or 'none'}")
     if not 1 <= cfg.rank <= cfg.dim:
         raise ValueError(f"rank must be in [1, dim = {cfg.dim}], got {cfg.rank}")
+    if cfg.mode == "trained" and cfg.rank != 1:
+        raise ValueError(f"trained mode checks that samples lie on the decoder's curve: rank must be 1, got {cfg.rank}")
     started = time.perf_counter()
     result = RUNNERS[cfg.mode](cfg)
     return {"passed": report.verdict(result["checks"]), "config": asdict(cfg), **result,
