@@ -35,7 +35,7 @@ def test_surrogate_matching_only_2k_minus_1_moments_gives_other_outputs():
 
 
 @pytest.mark.parametrize("argv,message", [(["--degree", "-1"], "degree must be >= 0"),
-                                          (["--dim", "2"], "dim must be 1"),
+                                          (["--dim", "5"], "dim must be 1, 2 or 3"),
                                           (["--sampler", "ddpm"], "invalid choice")])
 def test_cli_rejects_bad_input(argv, message, capsys):
     try:
@@ -43,3 +43,20 @@ def test_cli_rejects_bad_input(argv, message, capsys):
     except SystemExit as exit_info:
         code = exit_info.code
     assert code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_product_quadrature_equivalence_in_d_dimensions(dim):
+    result = run(Config(dim=dim, degree=2, steps=16, samples=200))
+    assert result["passed"], failed(result)
+    assert set(result["measurements"]) >= {"sample_mean", "target_mean"}
+
+
+def test_product_surrogate_matching_only_2k_minus_1_moments_fails():
+    result = run(Config(dim=2, degree=2, steps=16, samples=200, negative_control="short-surrogate"))
+    assert not result["passed"]
+
+
+def test_dimension_above_three_is_refused():
+    with pytest.raises(ValueError, match="dim must be 1, 2 or 3"):
+        run(Config(dim=4))
