@@ -26,7 +26,7 @@ def test_exact_law_and_equivalence_pass(degree):
 
 def test_wrong_degree_is_rejected_by_the_law_tests():
     result = run(Config(degree=3, negative_control="wrong-degree", **SMALL))
-    assert "generated law (KS)" in failed(result)
+    assert "PF-ODE law (KS)" in failed(result)
 
 
 def test_surrogate_matching_only_2k_minus_1_moments_gives_other_outputs():
@@ -34,7 +34,7 @@ def test_surrogate_matching_only_2k_minus_1_moments_gives_other_outputs():
     assert failed(result) == ["moment equivalence (p vs its 4-point quadrature)"]
 
 
-@pytest.mark.parametrize("argv,message", [(["--degree", "-1"], "degree must be >= 0"),
+@pytest.mark.parametrize("argv,message", [(["--degree", "-1"], "degree must be in [0, 5]"),
                                           (["--dim", "5"], "dim must be 1, 2 or 3"),
                                           (["--sampler", "ddpm"], "invalid choice")])
 def test_cli_rejects_bad_input(argv, message, capsys):
@@ -60,3 +60,18 @@ def test_product_surrogate_matching_only_2k_minus_1_moments_fails():
 def test_dimension_above_three_is_refused():
     with pytest.raises(ValueError, match="dim must be 1, 2 or 3"):
         run(Config(dim=4))
+
+
+@pytest.mark.parametrize("config,message", [
+    (dict(degree=0, negative_control="short-surrogate"), "needs degree >= 1"),
+    (dict(dim=2, negative_control="wrong-degree"), "applies to --dim 1"),
+    (dict(degree=6), "degree must be in"),
+])
+def test_controls_that_could_not_fail_are_refused(config, message):
+    with pytest.raises(ValueError, match=message):
+        run(Config(**config))
+
+
+def test_wrong_degree_at_degree_zero_claims_degree_one():
+    result = run(Config(degree=0, negative_control="wrong-degree", **SMALL))
+    assert not result["passed"]

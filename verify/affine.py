@@ -70,7 +70,7 @@ def law_report(x: np.ndarray, predicted: GaussianLaw) -> dict:
             "effect_sizes": stats.effect_sizes(x, predicted.mean, C)}
 
 
-def add_sampling_arguments(p, *, dim=64, steps=32, samples=10000, sampler="heun", target=True) -> None:
+def add_sampling_arguments(p, *, dim=64, steps=32, samples=10000, sampler="heun", target=True, init="prior") -> None:
     """The flags every affine verification shares."""
     p.add_argument("--dim", type=report.positive_int_arg, default=dim, help="dimension d")
     p.add_argument("--sampler", choices=sorted(SAMPLERS), default=sampler)
@@ -82,7 +82,7 @@ def add_sampling_arguments(p, *, dim=64, steps=32, samples=10000, sampler="heun"
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float64")
     if target:  # the target family and the start law; a CLI with its own target leaves them out
         p.add_argument("--target", choices=TARGETS, default="mixture")
-        p.add_argument("--init", choices=sorted(STARTS), default="prior",
+        p.add_argument("--init", choices=sorted(STARTS), default=init,
                        help="standard prior or the exact Gaussian marginal at t_0")
     p.add_argument("--alpha", type=report.alpha_arg, default=1e-3, help="family-wise false-alarm rate")
     p.add_argument("--no-probe", dest="probe", action="store_false", help="skip the exact noise-free probe")

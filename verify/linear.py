@@ -43,6 +43,8 @@ def training_moments(cfg: Config, target):
         n_train = max(1000, 10 * cfg.dim)  # fitted/trained need data; default well above d
     if n_train is None:
         return None, target.mean, target.cov
+    if n_train < 2:
+        raise ValueError(f"n_train must be >= 2 (one point has zero covariance), got {n_train}")
     train = target.sample(n_train, np.random.default_rng([cfg.seed, 1]))
     return train, *TrainingSetLaw.moments(train)
 
