@@ -19,6 +19,15 @@ def check_width(x: torch.Tensor, d: int) -> None:
         raise ValueError(f"x must have shape (batch, {d}) for this denoiser, got {tuple(x.shape)}")
 
 
+def level(table: dict, sigma, what: str = "denoiser was fitted at"):
+    """``table[sigma]`` for a per-noise-level denoiser; an untabulated sigma is an error naming it."""
+    try:
+        return table[float(sigma)]
+    except KeyError:
+        raise ValueError(f"sigma = {sigma!r} is not one of the {len(table)} noise levels this {what}; "
+                         "fit it on the sampler's grid") from None
+
+
 class AffineDenoiser:
     """``D(x) = x G^T + b`` with ``(G, b)`` looked up per noise level."""
 
@@ -71,11 +80,7 @@ class TabulatedAffineDenoiser(AffineDenoiser):
         self.table = {float(k): v for k, v in table.items()}
 
     def affine(self, sigma):
-        try:
-            return self.table[float(sigma)]
-        except KeyError:
-            raise ValueError(f"sigma = {sigma!r} is not one of the {len(self.table)} noise levels this "
-                             "denoiser was fitted at; fit it on the sampler's grid") from None
+        return level(self.table, sigma)
 
 
 def _check_fit_args(train, sigmas):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from numerics.denoisers import level
 from numerics.noise import randn_like
 from theory import validation
 
@@ -112,10 +113,7 @@ class NetworkDenoiser:
         return self.model.rank
 
     def _index(self, sigma) -> slice:
-        k = self.levels.get(float(sigma))
-        if k is None:
-            raise ValueError(f"sigma = {sigma!r} is not one of the {len(self.levels)} noise levels this "
-                             "network was trained at; fit it on the sampler's grid")
+        k = level(self.levels, sigma, "network was trained at")
         return slice(k, k + 1)
 
     def _batch(self, value, name: str, width: int) -> torch.Tensor:

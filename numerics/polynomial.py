@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from numpy.polynomial import hermite_e
 
-from numerics.denoisers import check_width
+from numerics.denoisers import check_width, level
 from numerics.noise import randn_like
 from theory import validation
 from theory.polynomial import coefficients
@@ -102,11 +102,7 @@ class TabulatedDenoiser:
         self.dim = dim
 
     def parameters(self, sigma):
-        try:
-            return self.table[float(sigma)]
-        except KeyError:
-            raise ValueError(f"sigma = {sigma!r} is not one of the {len(self.table)} noise levels this "
-                             "denoiser was fitted at; fit it on the sampler's grid") from None
+        return level(self.table, sigma)
 
     def _apply(self, y: torch.Tensor, params) -> torch.Tensor:
         raise NotImplementedError
