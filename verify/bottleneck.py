@@ -19,7 +19,7 @@ from numerics.bottleneck import EncoderDecoderDenoiser, RankDenoiser
 from numerics.schedules import SCHEDULES
 from theory.bottleneck import RankRestrictedDenoiser, masked_law, rank_law
 from theory.finite_step import check_sampler_grid
-from theory.linear_law import STARTS, eigen_decomposition
+from theory.linear_law import STARTS
 from theory.mixture import GaussianMixture
 from verify import regression, report
 from verify.affine import SamplingConfig, add_sampling_arguments, header, law_report, monte_carlo, probe_checks
@@ -85,10 +85,9 @@ def run_linear(cfg: Config) -> dict:
     denoiser = RankDenoiser(target.mean, target.cov, cfg.rank)
     start = STARTS[cfg.init](grid, target.mean, target.cov)
     predicted = rank_law(cfg.sampler, grid, target.mean, target.cov, cfg.rank, STARTS[cfg.init])
-    _, eigenvalues, U = eigen_decomposition(target.mean, target.cov)
-    keep = denoiser.cut.keep
+    U, keep = denoiser.U, denoiser.cut.keep  # the denoiser's own eigendecomposition of the target
     if cfg.negative_control is not None:
-        keep = wrong_keep(cfg, eigenvalues)
+        keep = wrong_keep(cfg, denoiser.eigenvalues)
         predicted = masked_law(cfg.sampler, grid, target.mean, target.cov, keep, STARTS[cfg.init])
     checks = probe_checks(denoiser, cfg.sampler, grid, start, predicted, cfg.device) if cfg.probe else []
     statistical, x = monte_carlo(denoiser, cfg, grid, start, predicted)
