@@ -9,6 +9,7 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 from theory.mixture import GaussianMixture
+from cli import exit_code
 from verify import metrics
 from verify.creativity import NEGATIVE_CONTROLS, Config, main, run
 from verify.targets import mixture_model
@@ -195,11 +196,7 @@ def test_cli_exit_codes(capsys):
     (["--n-train", "0"], "--n-train: must be an integer >= 1"),
 ])
 def test_cli_rejects_bad_input(argv, message, capsys):
-    try:
-        code = main(cli(*argv))
-    except SystemExit as exit_info:  # argparse refuses before run()
-        code = exit_info.code
-    assert code == 2 and message in capsys.readouterr().err
+    assert exit_code(main, cli(*argv)) == 2 and message in capsys.readouterr().err
 
 
 def test_cli_writes_plot_and_json(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """``verify.bottleneck`` end to end: passes on the truth, fails on each deliberately wrong prediction."""
 import pytest
 
+from cli import exit_code
 from verify.bottleneck import MODES, Config, main, run
 
 
@@ -58,11 +59,7 @@ def test_decoder_with_training_set_memorizes():
     (["--mode", "trained", "--dim", "4", "--rank", "2"], "rank must be 1"),
 ])
 def test_cli_rejects_bad_input(argv, message, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exit_info:
-        code = exit_info.code
-    assert code == 2 and message in capsys.readouterr().err
+    assert exit_code(main, argv) == 2 and message in capsys.readouterr().err
 
 
 def test_cli_exit_codes(capsys):

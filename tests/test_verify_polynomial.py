@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from cli import exit_code
 from verify.polynomial import Config, main, mixture_moments, mixture_sample, run
 
 SMALL = dict(samples=2000, steps=64, n_train=500)  # 64 Heun steps: discretization invisible at 2000 samples
@@ -38,11 +39,7 @@ def test_surrogate_matching_only_2k_minus_1_moments_gives_other_outputs():
                                           (["--dim", "5"], "dim must be 1, 2 or 3"),
                                           (["--sampler", "ddpm"], "invalid choice")])
 def test_cli_rejects_bad_input(argv, message, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exit_info:
-        code = exit_info.code
-    assert code == 2 and message in capsys.readouterr().err
+    assert exit_code(main, argv) == 2 and message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("dim", [2, 3])
