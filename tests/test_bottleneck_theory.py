@@ -42,7 +42,7 @@ from theory.bottleneck import (
     rank_law,
 )
 from theory.finite_step import probe_law
-from theory.linear_law import CONTINUOUS, OPTIMAL, continuous_law, marginal_start, wiener_law
+from theory.linear_law import OPTIMAL, continuous_flow, continuous_law, marginal_start, wiener_law
 from theory.symbols import lam, sigma, sigma_end, sigma_max, v0
 from verify.targets import random_rotation
 
@@ -175,7 +175,7 @@ def test_reduction_slope_is_positive_and_is_the_derivative():
 def test_discarded_ode_gain_is_sigma_end_over_sigma_max(rank_law_result):
     assert sp.simplify(rank_law_result.discarded_ode_gain - sigma_end / sigma_max) == 0
     # It is the lambda -> 0 limit of the linear ODE gain (a discarded direction sees lambda = 0 in D).
-    assert sp.simplify(sp.limit(CONTINUOUS.ode_gain_expr, lam, 0) - sigma_end / sigma_max) == 0
+    assert sp.simplify(sp.limit(continuous_flow().ode_gain_expr, lam, 0) - sigma_end / sigma_max) == 0
 
 
 def test_discarded_sde_variance_formula(rank_law_result):

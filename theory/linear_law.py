@@ -10,6 +10,8 @@ array([0.98 , 3.928])
 """
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
 from theory import validation
@@ -18,8 +20,13 @@ from theory.linear import ContinuousFlowLaw, OptimalAffineDenoiser
 from theory.steps import UPDATES
 
 OPTIMAL = OptimalAffineDenoiser()
-CONTINUOUS = ContinuousFlowLaw()
 ODE_SAMPLERS = frozenset({"euler", "heun", "ddim"})
+
+
+@cache
+def continuous_flow() -> ContinuousFlowLaw:
+    """Result 2, derived (``dsolve``, ~1 s) on first use rather than at import."""
+    return ContinuousFlowLaw()
 
 
 def _identity_like(cov):
@@ -81,7 +88,7 @@ def spectral_continuous_law(sampler, grid, eigenvalues, mean, start=prior_start,
     start_eigenvalues = eigenvalues if start_eigenvalues is None else _spectrum(start_eigenvalues, mean)[0]
     initial = start(grid, mean, start_eigenvalues)
     s0, s_end = grid.s[0], grid.s[-1]
-    flow = CONTINUOUS.ode if sampler in ODE_SAMPLERS else CONTINUOUS.sde
+    flow = continuous_flow().ode if sampler in ODE_SAMPLERS else continuous_flow().sde
     m, v = flow(eigenvalues, mean, initial.mean / s0, initial.cov / s0**2, grid.sigma[0], grid.sigma[-1])
     return GaussianLaw(s_end * m, s_end**2 * v)
 
