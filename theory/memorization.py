@@ -10,7 +10,7 @@ import numpy as np
 import sympy as sp
 from scipy.special import logsumexp
 
-from theory import validation
+from numerics import validation
 from theory.result import Result
 
 
@@ -58,8 +58,12 @@ class EmpiricalDenoiser(Result):
         )
 
     @staticmethod
-    def copy_bound(y, train, sigma: float) -> np.ndarray:
-        """Per row of ``y``: ``sum_i w_i(y) |x_i - x_{j*}|``, a bound on the distance of ``D(y)`` to ``x_{j*}``."""
+    def posterior_weights(y, train, sigma: float) -> np.ndarray:
+        """``w_i(y) = softmax_i(-|y - x_i|^2 / (2 sigma^2))`` per row of ``y``: shape ``(len(y), n)``.
+
+        Logits are taken relative to the nearest atom and factored, so a tiny sigma sends far atoms to
+        weight 0 instead of overflowing.
+        """
         train = validation.finite_array(train, "train", ndim=2)
         y = validation.finite_array(y, "y", ndim=2)
         sigma = validation.positive(sigma, "sigma")
@@ -67,6 +71,17 @@ class EmpiricalDenoiser(Result):
         nearest = distance.min(axis=1, keepdims=True)
         with np.errstate(over="ignore"):  # tiny sigma: far atoms get logit -inf, weight 0
             logits = -0.5 * ((distance - nearest) / sigma) * ((distance + nearest) / sigma)
-        w = np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
+        return np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
+
+    @classmethod
+    def denoise(cls, y, train, sigma: float) -> np.ndarray:
+        """``D(y; sigma) = sum_i w_i(y) x_i`` (the formula), per row of ``y``."""
+        return cls.posterior_weights(y, train, sigma) @ validation.finite_array(train, "train", ndim=2)
+
+    @classmethod
+    def copy_bound(cls, y, train, sigma: float) -> np.ndarray:
+        """Per row of ``y``: ``sum_i w_i(y) |x_i - x_{j*}|``, a bound on the distance of ``D(y)`` to ``x_{j*}``."""
+        w = cls.posterior_weights(y, train, sigma)
+        train = np.asarray(train, dtype=np.float64)
         nearest = train[w.argmax(axis=1)]
         return np.einsum("ni,ni->n", w, np.linalg.norm(train[None] - nearest[:, None], axis=2))
