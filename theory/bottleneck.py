@@ -156,7 +156,7 @@ class RankLaw(Result):
             statement=("With the rank-$r$ optimum the sampler runs the linear flow of $(\\mu, \\Sigma_r)$, "
                        "$\\Sigma_r = U_r \\Lambda_r U_r^\\top$, from the true target's start law: kept directions "
                        "behave as in the linear case, a discarded direction's deviation from $\\mu$ shrinks by "
-                       "$\\sigma_{end}/\\sigma_{max}$ (ODE). From the exact marginal the continuous flows generate "
+                       "$\\sigma_{end}/\\sigma_{max}$ (ODE). From the Gaussian marginal the continuous flows generate "
                        "$\\mathcal{N}(\\mu, U_r \\Lambda_r U_r^\\top)$: a Gaussian on the top-$r$ principal subspace. "
                        "Every finite-step sampler's law is Result 3 with the truncated spectrum."),
             assumptions=("the rank-$r$ optimum is unique ($\\lambda_r > \\lambda_{r+1}$)",

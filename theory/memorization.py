@@ -43,7 +43,7 @@ class EmpiricalDenoiser(Result):
             name="Memorizing (unrestricted) denoiser of a training set",
             statement=("For the empirical distribution of $x_1,\\dots,x_n$ the Bayes denoiser is the posterior "
                        "mean over atoms (below; $(y - x_i)^2$ stands for $\\|y - x_i\\|^2$). (i) Exact: from the "
-                       "exact marginal, the probability-flow ODE and the reverse SDE reproduce the empirical "
+                       "true marginal $p_\\sigma$ (the training set blurred by the noise), the probability-flow ODE and the reverse SDE reproduce the empirical "
                        "distribution, uniform over the training points. (ii) Limit: from the standard prior every "
                        "trajectory ends at a training point as $\\sigma_{min} \\to 0$ (almost surely). (iii) Exact, "
                        "computable: at a finite $\\sigma$ the output $D(y)$ lies within "
@@ -51,7 +51,7 @@ class EmpiricalDenoiser(Result):
                        "linear denoiser on the same set generates $\\mathcal{N}(\\hat\\mu, \\hat\\Sigma)$, which "
                        "charges no training point (for $n \\ge 2$ distinct points)."),
             assumptions=("equal weights $1/n$; Gaussian noise $y = x_0 + \\sigma n$",
-                         "(i) exact flows from the exact marginal; (ii) a limit, not a finite-step statement"),
+                         "(i) exact flows from the true marginal $p_\\sigma$; (ii) a limit, not a finite-step statement"),
             formulas={"denoiser": sp.Eq(sp.Function("D")(y, sig),
                                         sp.Sum(weight * x[i], (i, 1, n)) / sp.Sum(weight, (i, 1, n)))},
             exact=False,

@@ -89,7 +89,7 @@ def add_sampling_arguments(p, *, dim=64, steps=32, samples=10000, sampler="heun"
     if target:  # the target family and the start law; a CLI with its own target leaves them out
         p.add_argument("--target", choices=TARGETS, default="mixture")
         p.add_argument("--init", choices=sorted(STARTS), default=init,
-                       help="standard prior or the exact Gaussian marginal at t_0")
+                       help="standard prior, or the Gaussian marginal N(s mu, s^2 (Sigma + sigma^2 I)) at t_0 (decoder mode: the true marginal p_sigma)")
     p.add_argument("--alpha", type=report.alpha_arg, default=1e-3, help="family-wise false-alarm rate")
     p.add_argument("--no-probe", dest="probe", action="store_false", help="skip the exact noise-free probe")
     p.add_argument("--json", metavar="PATH", help="write the full report as JSON")
