@@ -63,6 +63,8 @@ def document(stems: list[str]) -> str:
 
 def output_dir(out) -> Path:
     """``out`` as a directory, created if missing; ``NotADirectoryError`` if it is something else."""
+    if not str(out).strip():
+        raise NotADirectoryError("--out must name a directory, got an empty path")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {str(out)!r} exists and is not a directory")

@@ -11,7 +11,7 @@ import numpy as np
 from numerics.samplers import SAMPLERS, STOCHASTIC
 from numerics.sampling import DTYPES, affine_probe, sample
 from numerics.schedules import SCHEDULES
-from theory.finite_step import GaussianLaw, probe_law
+from theory.finite_step import GaussianLaw, check_sampler_grid, probe_law
 from theory.linear_law import STARTS
 from verify import arguments, report, stats
 from verify.check import Check
@@ -37,6 +37,11 @@ class SamplingConfig:
     alpha: float = 1e-3
     probe: bool = True
     quiet: bool = False
+
+    def __post_init__(self):
+        """The sampler must accept the schedule (checked before any work)."""
+        if self.sampler in SAMPLERS and self.schedule in SCHEDULES:
+            check_sampler_grid(self.sampler, SCHEDULES[self.schedule]().grid(2))
 
 
 def probe_checks(denoiser, sampler, grid, start: GaussianLaw, predicted: GaussianLaw, device="cpu",

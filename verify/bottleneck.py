@@ -46,6 +46,21 @@ class Config(SamplingConfig):
     iterations: int = 1500
     negative_control: str | None = None
 
+    def __post_init__(self):
+        """Every combination of flags is checked here, before any work."""
+        super().__post_init__()
+        if self.negative_control is not None and self.negative_control not in NEGATIVE_CONTROLS[self.mode]:
+            raise ValueError(f"negative control {self.negative_control!r} does not apply to mode {self.mode!r}; "
+                             f"allowed: {', '.join(NEGATIVE_CONTROLS[self.mode]) or 'none'}")
+        if not 1 <= self.rank <= self.dim:
+            raise ValueError(f"rank must be in [1, dim = {self.dim}], got {self.rank}")
+        if self.negative_control == "wrong-subspace" and self.rank == self.dim:
+            raise ValueError("negative control 'wrong-subspace' needs rank < dim (at rank = dim every subspace is the same)")
+        if self.mode == "decoder" and self.dtype != "float64":
+            raise ValueError("decoder mode runs in float64 (Result 7's exact decoder): pass --dtype float64")
+        if self.mode == "trained" and self.rank != 1:
+            raise ValueError(f"trained mode checks that samples lie on the decoder's curve: rank must be 1, got {self.rank}")
+
 
 def wrong_keep(cfg: Config, eigenvalues) -> np.ndarray:
     """Kept-direction mask of a deliberately wrong prediction: one rank off, or the bottom-r directions."""
@@ -160,17 +175,6 @@ RUNNERS = {"linear": run_linear, "decoder": run_decoder, "trained": run_trained}
 
 def run(cfg: Config) -> dict:
     """Everything ``python -m verify.bottleneck`` does, as a report dictionary."""
-    if cfg.negative_control is not None and cfg.negative_control not in NEGATIVE_CONTROLS[cfg.mode]:
-        raise ValueError(f"negative control {cfg.negative_control!r} does not apply to mode {cfg.mode!r}; "
-                         f"allowed: {', '.join(NEGATIVE_CONTROLS[cfg.mode]) or 'none'}")
-    if not 1 <= cfg.rank <= cfg.dim:
-        raise ValueError(f"rank must be in [1, dim = {cfg.dim}], got {cfg.rank}")
-    if cfg.negative_control == "wrong-subspace" and cfg.rank == cfg.dim:
-        raise ValueError("negative control 'wrong-subspace' needs rank < dim (at rank = dim every subspace is the same)")
-    if cfg.mode == "decoder" and cfg.dtype != "float64":
-        raise ValueError("decoder mode runs in float64 (Result 7's exact decoder): pass --dtype float64")
-    if cfg.mode == "trained" and cfg.rank != 1:
-        raise ValueError(f"trained mode checks that samples lie on the decoder's curve: rank must be 1, got {cfg.rank}")
     started = time.perf_counter()
     result = RUNNERS[cfg.mode](cfg)
     return {"passed": report.verdict(result["checks"]), "config": asdict(cfg), **result,

@@ -41,6 +41,13 @@ class Config(SamplingConfig):
     iterations: int = 2000
     negative_control: str | None = None
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.n_train is not None and self.n_train < 2:
+            raise ValueError(f"n_train must be >= 2 (one point has zero covariance), got {self.n_train}")
+        if self.negative_control == "unbiased-covariance" and self.n_train is None:
+            raise ValueError("negative control 'unbiased-covariance' needs --n-train >= 2")
+
 
 def training_moments(cfg: Config, target):
     """``(train, mean, cov)``: the population when ``n_train`` is None, else a seeded training set."""
