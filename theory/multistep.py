@@ -1,0 +1,69 @@
+"""Result 3 for a two-step sampler: the exact law of DPM-Solver++(2M) with an affine denoiser.
+
+A multistep update reuses the previous denoiser output, ``x_{i+1} = A_i x_i + B_i x_{i-1} + c_i``
+(``theory.steps.step_map("dpmpp_2m")``), so the pair ``(x_{i+1}, x_i)`` is an affine image of
+``(x_i, x_{i-1})`` and stays jointly Gaussian:
+
+.. math:: \\begin{pmatrix} x_{i+1} \\\\ x_i \\end{pmatrix} = \\begin{pmatrix} A_i & B_i \\\\ I & 0 \\end{pmatrix}
+   \\begin{pmatrix} x_i \\\\ x_{i-1} \\end{pmatrix} + \\begin{pmatrix} c_i \\\\ 0 \\end{pmatrix}.
+
+First-order steps (the first, and one to ``sigma = 0``) are the ``ddim`` step. Full matrices.
+
+>>> import numpy as np
+>>> from numerics.schedules import VESchedule
+>>> law = multistep_law("dpmpp_2m", VESchedule().grid(8), lambda sigma: (np.eye(1) / (1 + sigma**2), np.zeros(1)),
+...                     GaussianLaw(np.zeros(1), 6400.0 * np.eye(1)))
+>>> round(float(law.cov[0, 0]), 4)
+1.3947
+"""
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import sympy as sp
+
+from numerics.validation import choice
+from theory.finite_step import Dense, GaussianLaw, _combine, grid_values, step_affine
+from theory.steps import MULTISTEP_SYMBOLS, MULTISTEP_UPDATES, step_map
+
+FIRST_ORDER = "ddim"  # DPM-Solver++ of order 1 is DDIM (Lu et al. 2022, Sec. 4.1)
+
+
+@cache
+def _compiled(sampler: str):
+    return {name: tuple((sp.lambdify(MULTISTEP_SYMBOLS, c, "numpy"), gains) for c, gains in parts)
+            for name, parts in step_map(sampler).terms.items()}
+
+
+def two_step_affine(sampler, grid, i, affine, d):
+    """``(A_i, B_i, c_i)`` of step ``i >= 1``; ``affine(sigma) -> (G, b)`` as full matrices."""
+    compiled = _compiled(sampler)
+    values = grid_values(grid, i) + (grid.sigma[i - 1], grid.s[i - 1])
+    (G, b), (G_prev, b_prev) = affine(grid.sigma[i]), affine(grid.sigma[i - 1])
+    gains = {"G": G, "G_prev": G_prev}
+    A = _combine(compiled["x"], values, gains, Dense, d)
+    B = _combine(compiled["x_prev"], values, gains, Dense, d)
+    c = _combine(compiled["b"], values, gains, Dense, d, b) + _combine(compiled["b_prev"], values, gains, Dense, d, b_prev)
+    return A, B, c
+
+
+def multistep_law(sampler, grid, affine, start: GaussianLaw) -> GaussianLaw:
+    """Push ``start`` through ``sampler`` on ``grid`` keeping the joint law of ``(x_i, x_{i-1})``."""
+    choice(sampler, "sampler", MULTISTEP_UPDATES)
+    m, C = np.asarray(start.mean, dtype=np.float64), start.covariance()
+    d = len(m)
+    mean, cov = m, C                                  # joint law of (x_i, x_{i-1}) once i >= 1
+    for i in range(grid.steps):
+        if i == 0 or grid.sigma[i + 1] == 0:          # first-order step on x_i alone
+            A, c, _ = step_affine(FIRST_ORDER, grid, i, affine, Dense, d)
+            B = np.zeros((d, d))
+        else:
+            A, B, c = two_step_affine(sampler, grid, i, affine, d)
+        if i == 0:
+            T, offset = np.vstack([A, np.eye(d)]), np.concatenate([c, np.zeros(d)])
+        else:
+            T = np.block([[A, B], [np.eye(d), np.zeros((d, d))]])
+            offset = np.concatenate([c, np.zeros(d)])
+        mean, cov = T @ mean + offset, T @ cov @ T.T
+    return GaussianLaw(mean[:d], cov[:d, :d], None)
