@@ -36,34 +36,45 @@ def _compiled(sampler: str):
             for name, parts in step_map(sampler).terms.items()}
 
 
-def two_step_affine(sampler, grid, i, affine, d):
-    """``(A_i, B_i, c_i)`` of step ``i >= 1``; ``affine(sigma) -> (G, b)`` as full matrices."""
+def two_step_affine(sampler, grid, i, affine, algebra, d):
+    """``(A_i, B_i, c_i)`` of step ``i >= 1``; ``affine(sigma) -> (G, b)`` in the chosen algebra."""
     compiled = _compiled(sampler)
     values = grid_values(grid, i) + (grid.sigma[i - 1], grid.s[i - 1])
     (G, b), (G_prev, b_prev) = affine(grid.sigma[i]), affine(grid.sigma[i - 1])
     gains = {"G": G, "G_prev": G_prev}
-    A = _combine(compiled["x"], values, gains, Dense, d)
-    B = _combine(compiled["x_prev"], values, gains, Dense, d)
-    c = _combine(compiled["b"], values, gains, Dense, d, b) + _combine(compiled["b_prev"], values, gains, Dense, d, b_prev)
+    A = _combine(compiled["x"], values, gains, algebra, d)
+    B = _combine(compiled["x_prev"], values, gains, algebra, d)
+    c = (_combine(compiled["b"], values, gains, algebra, d, b)
+         + _combine(compiled["b_prev"], values, gains, algebra, d, b_prev))
     return A, B, c
 
 
-def multistep_law(sampler, grid, affine, start: GaussianLaw) -> GaussianLaw:
-    """Push ``start`` through ``sampler`` on ``grid`` keeping the joint law of ``(x_i, x_{i-1})``."""
+def _T(M):
+    return M.T if np.ndim(M) == 2 else M
+
+
+def multistep_law(sampler, grid, affine, start: GaussianLaw, algebra=Dense) -> GaussianLaw:
+    """Push ``start`` through ``sampler`` on ``grid`` keeping the joint law of ``(x_i, x_{i-1})``.
+
+    ``algebra``: ``Dense`` (full matrices) or ``Diagonal`` (per eigen-direction; ``start.cov`` a vector).
+    """
     choice(sampler, "sampler", MULTISTEP_UPDATES)
-    m, C = np.asarray(start.mean, dtype=np.float64), start.covariance()
-    d = len(m)
-    mean, cov = m, C                                  # joint law of (x_i, x_{i-1}) once i >= 1
+    m, C = np.asarray(start.mean, dtype=np.float64), np.asarray(start.cov, dtype=np.float64)
+    d, m_prev, C_prev, C_cross = len(m), None, None, None    # C_cross = Cov(x_i, x_{i-1})
     for i in range(grid.steps):
-        if i == 0 or grid.sigma[i + 1] == 0:          # first-order step on x_i alone
-            A, c, _ = step_affine(FIRST_ORDER, grid, i, affine, Dense, d)
-            B = np.zeros((d, d))
+        if i == 0 or grid.sigma[i + 1] == 0:                  # first-order step on x_i alone
+            A, c, _ = step_affine(FIRST_ORDER, grid, i, affine, algebra, d)
+            B = None
         else:
-            A, B, c = two_step_affine(sampler, grid, i, affine, d)
-        if i == 0:
-            T, offset = np.vstack([A, np.eye(d)]), np.concatenate([c, np.zeros(d)])
-        else:
-            T = np.block([[A, B], [np.eye(d), np.zeros((d, d))]])
-            offset = np.concatenate([c, np.zeros(d)])
-        mean, cov = T @ mean + offset, T @ cov @ T.T
-    return GaussianLaw(mean[:d], cov[:d, :d], None)
+            A, B, c = two_step_affine(sampler, grid, i, affine, algebra, d)
+        m_next = algebra.apply(A, m) + c
+        C_next = algebra.congruence(A, C)
+        cross_next = algebra.mul(A, C)
+        if B is not None:                                     # the x_{i-1} terms
+            m_next = m_next + algebra.apply(B, m_prev)
+            mixed = algebra.mul(A, algebra.mul(C_cross, _T(B)))
+            C_next = C_next + mixed + _T(mixed) + algebra.congruence(B, C_prev)
+            cross_next = cross_next + algebra.mul(B, _T(C_cross))
+        m_prev, C_prev, C_cross = m, C, cross_next
+        m, C = m_next, C_next
+    return GaussianLaw(m, C, start.basis)
