@@ -152,8 +152,11 @@ def make_scheduler(name: str, **config):
     import diffusers
 
     scheduler_class = getattr(diffusers, choice(name, "scheduler", SCHEDULERS))
-    with float64(scheduler_class):
-        return scheduler_class(**config)
+    try:
+        with float64(scheduler_class):
+            return scheduler_class(**config)
+    except TypeError as error:  # an unknown config key
+        raise ValueError(f"{name} config: {error}") from None
 
 
 def model_output(denoiser, sigma_of: dict, prediction_type: str = "epsilon"):

@@ -7,6 +7,8 @@ passes the calibrated Gaussian-law checks and rejects a 10% wrong covariance.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -22,6 +24,8 @@ from numerics.schedules import DDPMSchedule  # noqa: E402
 from theory.finite_step import GaussianLaw, probe_law  # noqa: E402
 from theory.linear_law import affine_law, prior_start  # noqa: E402
 from theory.multistep import multistep_law  # noqa: E402
+from cli import exit_code  # noqa: E402
+from verify.linear import main  # noqa: E402
 from verify.stats import gaussian_checks  # noqa: E402
 from verify.targets import mixture_target  # noqa: E402
 
@@ -137,3 +141,38 @@ def test_eta_is_refused_outside_ddim():
         scheduler_spec(make_scheduler("EulerDiscreteScheduler"), 10, eta=0.5)
     with pytest.raises(ValueError, match="unknown scheduler"):
         make_scheduler("LMSDiscreteScheduler")
+
+
+# ---------------------------------------------------------------- python -m verify.linear --diffusers
+CLI = ["--dim", "4", "--samples", "2000", "--steps", "12"]
+
+
+@pytest.mark.parametrize("name", ["DDPMScheduler", "EulerAncestralDiscreteScheduler", "DPMSolverMultistepScheduler"])
+def test_cli_passes_against_the_real_scheduler(name, tmp_path, capsys):
+    config = tmp_path / "scheduler_config.json"
+    config.write_text('{"_class_name": "%s"%s}' % (name, ', "clip_sample": false' if name == "DDPMScheduler" else ""))
+    assert main(CLI + ["--diffusers", name, "--scheduler-config", str(config)]) == 0
+    assert "exact probe: covariance" in capsys.readouterr().out
+
+
+def test_cli_negative_control_fails():
+    assert main(CLI + ["--diffusers", "EulerDiscreteScheduler", "--negative-control", "covariance+2%",
+                       "--samples", "10000"]) == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--diffusers", "DDIMScheduler"], "clip_sample=True is not affine"),
+    (["--diffusers", "Nope"], "unknown scheduler 'Nope'"),
+    (["--diffusers", "EulerDiscreteScheduler", "--scheduler-config", "{config}"], "unexpected keyword argument"),
+    (["--diffusers", "DDIMScheduler", "--scheduler-config", "/nonexistent.json"], "not a readable JSON file"),
+    (["--diffusers", "DDIMScheduler", "--sampler", "euler"], "drop --sampler"),
+    (["--scheduler-config", "x.json"], "needs --diffusers"),
+    (["--diffusers", "EulerDiscreteScheduler", "--eta", "0.5"], "eta must be in"),
+    (["--diffusers", "EulerDiscreteScheduler", "--denoiser", "fitted"], "supports only --denoiser closed-form"),
+    (["--eta", "2"], "must be in \\[0, 1\\]"),
+])
+def test_cli_refuses_bad_input(argv, message, capsys, tmp_path):
+    config = tmp_path / "bad.json"
+    config.write_text('{"clip_sample": false}')  # EulerDiscreteScheduler has no clip_sample
+    assert exit_code(main, CLI + [a.replace("{config}", str(config)) for a in argv]) == 2
+    assert re.search(message, capsys.readouterr().err)

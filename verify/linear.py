@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -34,6 +34,9 @@ class Config(SamplingConfig):
     copies: int = 64
     iterations: int = 2000
     negative_control: str | None = None
+    eta: float | None = None
+    diffusers: str | None = None
+    scheduler_config: str | None = None
 
 
 def training_moments(cfg: Config, target):
@@ -90,9 +93,15 @@ def discretization(cfg: Config, grid, predicted: GaussianLaw, mean, cov) -> dict
 
 def run(cfg: Config) -> dict:
     """Everything ``python -m verify.linear`` does, as a report dictionary."""
+    if cfg.diffusers is not None:  # the scheduler's own loop (verify.diffusers_check)
+        from verify import diffusers_check
+        return diffusers_check.run(cfg)
+    if cfg.scheduler_config is not None:
+        raise ValueError("--scheduler-config needs --diffusers NAME")
     started = time.perf_counter()
     target = make_target(cfg.target, cfg.dim, cfg.seed)
     grid = SCHEDULES[cfg.schedule]().grid(cfg.steps)
+    grid = grid if cfg.eta is None else replace(grid, eta=cfg.eta)
     check_sampler_grid(cfg.sampler, grid)
     train, mean, cov = training_moments(cfg, target)
     start = STARTS[cfg.init](grid, mean, cov)
@@ -118,6 +127,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=report.positive_int_arg, default=2000, help="Adam steps (trained)")
     p.add_argument("--negative-control", choices=NEGATIVE_CONTROLS, default=None,
                    help="replace the prediction by a deliberately wrong one; the run must FAIL")
+    p.add_argument("--eta", type=report.unit_interval_arg, default=None,
+                   help="noise multiplier per step in [0, 1]: ancestral / ddpm_large (default 1), DDIM's eta with --diffusers")
+    p.add_argument("--diffusers", metavar="NAME", default=None,
+                   help="check a real diffusers scheduler's own loop (DDIMScheduler, DDPMScheduler, ...)")
+    p.add_argument("--scheduler-config", metavar="PATH.json", default=None, help="that scheduler's config")
     return p
 
 
@@ -144,6 +158,10 @@ def plot(path: str, result: dict, args) -> None:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--diffusers" in argv and {"--sampler", "--schedule"} & set(argv):
+        print("error: --diffusers sets the sampler and the grid itself; drop --sampler/--schedule", file=sys.stderr)
+        return 2
     return report.cli_main(parser().parse_args(argv), Config, run, summary, plot=plot)
 
 
