@@ -185,6 +185,8 @@ class FiniteStepLaw(Result):
                        "on a last step to $\\sigma = 0$."),
             assumptions=("affine denoiser at every noise level the sampler visits",
                          "Gaussian start $x_0 \\sim \\mathcal{N}(m_0, C_0)$, noise independent across steps",
-                         "Euler--Maruyama: continuous-time schedule; exponential integrator: $s^2(1+\\sigma^2)=1$"),
+                         "Euler--Maruyama and the steps in $t$ (euler\\_t, heun\\_t, ddpm\\_t): continuous-time "
+                         "schedule; exponential integrator, ddpm\\_large, ddpm\\_t: $s^2(1+\\sigma^2)=1$",
+                         "ancestral, ddpm\\_large: the grid's per-step noise multiplier $\\eta_i \\in [0, 1]$ (default 1)"),
             formulas=formulas,
         )

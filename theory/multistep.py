@@ -25,6 +25,8 @@ import sympy as sp
 
 from numerics.validation import choice
 from theory.finite_step import Dense, GaussianLaw, _combine, grid_values, step_affine
+from theory.result import Result
+from theory.symbols import b, b_prev
 from theory.steps import MULTISTEP_SYMBOLS, MULTISTEP_UPDATES, step_map
 
 FIRST_ORDER = "ddim"  # DPM-Solver++ of order 1 is DDIM (Lu et al. 2022, Sec. 4.1)
@@ -78,3 +80,25 @@ def multistep_law(sampler, grid, affine, start: GaussianLaw, algebra=Dense) -> G
         m_prev, C_prev, C_cross = m, C, cross_next
         m, C = m_next, C_next
     return GaussianLaw(m, C, start.basis)
+
+
+class MultistepLaw(Result):
+    """Result 3 for DPM-Solver++(2M): its two-step map in LaTeX and the joint recursion."""
+
+    def __init__(self):
+        step = step_map("dpmpp_2m")
+        tag = "\\mathrm{dpmpp\\_2m}"
+        super().__init__(
+            name="Exact law of DPM-Solver++(2M) with an affine denoiser",
+            statement=("With $D(y) = G_\\sigma y + b_\\sigma$ a DPM-Solver++(2M) step is "
+                       "$x_{i+1} = A_i x_i + B_i x_{i-1} + c_i$, so $(x_{i+1}, x_i)$ is an affine image of "
+                       "$(x_i, x_{i-1})$ and the output is exactly Gaussian; its mean and covariance follow from "
+                       "the joint recursion. $r_i = \\log(\\sigma_{i-1}/\\sigma_i) / \\log(\\sigma_i/\\sigma_{i+1})$; "
+                       "the first step and a step to $\\sigma = 0$ are DDIM steps."),
+            assumptions=("affine denoiser at every noise level the sampler visits",
+                         "Gaussian start $x_0 \\sim \\mathcal{N}(m_0, C_0)$"),
+            formulas={"dpmpp_2m: A": sp.Eq(sp.Symbol(f"A^{{{tag}}}_i"), step.coefficient("x")),
+                      "dpmpp_2m: B": sp.Eq(sp.Symbol(f"B^{{{tag}}}_i"), step.coefficient("x_prev")),
+                      "dpmpp_2m: c": sp.Eq(sp.Symbol(f"c^{{{tag}}}_i"),
+                                           step.coefficient("b") * b + step.coefficient("b_prev") * b_prev)},
+        )

@@ -159,8 +159,9 @@ def plot(path: str, result: dict, args) -> None:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if "--diffusers" in argv and {"--sampler", "--schedule"} & set(argv):
-        print("error: --diffusers sets the sampler and the grid itself; drop --sampler/--schedule", file=sys.stderr)
+    if "--diffusers" in argv and {"--sampler", "--schedule", "--device"} & set(argv):
+        print("error: --diffusers sets the sampler and the grid itself and runs on the CPU; "
+              "drop --sampler/--schedule/--device", file=sys.stderr)
         return 2
     return report.cli_main(parser().parse_args(argv), Config, run, summary, plot=plot)
 
