@@ -159,7 +159,7 @@ def test_the_default_ddim_grid_is_not_the_old_one():
     np.testing.assert_array_equal(inference_timesteps(50, "leading", 0), DDPMSchedule().timesteps(50, "leading"))
     old, new = DDPMSchedule().grid(50), DDPMSchedule().grid(50, "leading")
     ratio = project_law("ddim", new).cov / project_law("ddim", old).cov
-    assert np.abs(ratio - 1).max() > 0.05  # measured 11.6% along lambda = 1e-3
+    assert np.abs(ratio - 1).max() > 0.05  # measured: variance x2.49 along lambda = 1e-3, x1.0002 along 4
 
 
 @settings(max_examples=10)
