@@ -18,6 +18,7 @@ from strategies import CONVENTION_SAMPLERS, seeds
 from theory.finite_step import GaussianLaw, check_sampler_grid, probe_law
 from theory.linear_law import affine_law, prior_start
 from theory.multistep import multistep_law
+from verify.linear import main
 from verify.stats import gaussian_checks
 from verify.targets import mixture_target
 
@@ -105,3 +106,10 @@ def test_ddpm_t_refuses_a_step_with_beta_above_one():
 def test_eta_outside_the_unit_interval_is_refused():
     with pytest.raises(ValueError, match="eta must be in"):
         replace(VESchedule().grid(4), eta=1.5)
+
+
+@pytest.mark.parametrize("argv, message", [(["--eta", "0.5", "--sampler", "euler"], "sampler 'euler' has none"),
+                                           (["--sampler", "dpmpp_2m"], "is multistep")])
+def test_verify_linear_refuses_what_it_cannot_check(argv, message, capsys):
+    assert main(["--dim", "2", "--samples", "100"] + argv) == 2
+    assert message in capsys.readouterr().err

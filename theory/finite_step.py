@@ -133,7 +133,8 @@ def step_affine(sampler, grid, i, affine, algebra, d):
 def check_sampler_grid(sampler: str, grid) -> str:
     """The theory's assumptions on the pair: Euler–Maruyama needs derivatives, the VP integrator VP."""
     if sampler in MULTISTEP_UPDATES:
-        raise ValueError(f"sampler {sampler!r} is multistep; its law is theory.multistep.multistep_law")
+        raise ValueError(f"sampler {sampler!r} is multistep; its law is theory.multistep.multistep_law "
+                         "(verify.linear checks it with --diffusers DPMSolverMultistepScheduler)")
     choice(sampler, "sampler", UPDATES)
     if sampler in CONTINUOUS_TIME and grid.sigma_dot is None:
         raise ValueError(f"sampler {sampler!r} needs a continuous-time schedule; {grid.schedule!r} is discrete")

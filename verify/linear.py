@@ -19,6 +19,8 @@ from numerics.schedules import SCHEDULES
 from theory.finite_step import GaussianLaw, check_sampler_grid
 from theory.linear import TrainingSetLaw
 from theory.linear_law import STARTS, affine_law, continuous_law, wiener_law
+from theory.steps import step_map
+from theory.symbols import eta
 from verify import report, stats
 from verify.affine import SamplingConfig, add_sampling_arguments, header, law_report, monte_carlo, probe_checks
 from verify.targets import make_target
@@ -101,6 +103,8 @@ def run(cfg: Config) -> dict:
     started = time.perf_counter()
     target = make_target(cfg.target, cfg.dim, cfg.seed)
     grid = SCHEDULES[cfg.schedule]().grid(cfg.steps)
+    if cfg.eta is not None and not step_map(cfg.sampler).expression.has(eta):
+        raise ValueError(f"--eta sets the noise of ancestral and ddpm_large; sampler {cfg.sampler!r} has none")
     grid = grid if cfg.eta is None else replace(grid, eta=cfg.eta)
     check_sampler_grid(cfg.sampler, grid)
     train, mean, cov = training_moments(cfg, target)
