@@ -127,7 +127,7 @@ def sample_ancestral(denoiser, x, grid: Grid, *, generator=None, callback=None, 
         sigma_up = grid.eta_at(i) * sigma_next * math.sqrt(1.0 - (sigma_next / sigma) ** 2)  # eta x posterior std
         sigma_down = math.sqrt(sigma_next**2 - sigma_up**2)                               # what the ODE keeps
         y = denoised + sigma_down * to_d(y, sigma, denoised)
-        x = float(grid.s[i + 1]) * (y + sigma_up * noise(i, y))
+        x = float(grid.s[i + 1]) * (y + grid.s_noise * sigma_up * noise(i, y))  # S_noise inflates the noise only
         _report(callback, i, x, sigma, denoised)
     return x
 

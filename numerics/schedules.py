@@ -24,6 +24,7 @@ class Grid:
     prior_std: float
     schedule: str
     eta: np.ndarray | None = None  # per-step multiplier of the fresh noise (ancestral, ddpm_large); None = 1
+    s_noise: float = 1.0  # k-diffusion's / EDM's S_noise: scales the ancestral step's fresh noise only
 
     def eta_at(self, i: int) -> float:
         """The noise multiplier of step ``i`` (1 when the grid sets none)."""
@@ -35,6 +36,8 @@ class Grid:
             if not np.all((eta >= 0) & (eta <= 1)):
                 raise ValueError(f"eta must be in [0, 1] on every step, got {self.eta!r}")
             object.__setattr__(self, "eta", eta)
+        if not (np.isfinite(self.s_noise) and self.s_noise >= 0):
+            raise ValueError(f"s_noise must be a finite number >= 0, got {self.s_noise!r}")
 
     @property
     def steps(self) -> int:

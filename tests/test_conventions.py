@@ -177,7 +177,7 @@ def test_beta_schedules(beta_schedule):
 
 
 # ---------------------------------------------------------------- k-diffusion: Euler ancestral on user sigmas
-def euler_ancestral_rule(forms, sigmas, eta):
+def euler_ancestral_rule(forms, sigmas, eta, s_noise=1.0):
     """k-diffusion ``sample_euler_ancestral``: ``get_ancestral_step`` then an Euler step to sigma_down."""
     x = forms.start()
     for i in range(len(sigmas) - 1):
@@ -185,16 +185,16 @@ def euler_ancestral_rule(forms, sigmas, eta):
         denoised = posterior_mean_ve(forms, x, sigma_from)
         sigma_up = min(sigma_to, eta * math.sqrt(sigma_to**2 * (sigma_from**2 - sigma_to**2) / sigma_from**2))
         sigma_down = math.sqrt(sigma_to**2 - sigma_up**2)
-        x = x + (x - denoised) / sigma_from * (sigma_down - sigma_from) + sigma_up * forms.noise(i)
+        x = x + (x - denoised) / sigma_from * (sigma_down - sigma_from) + s_noise * sigma_up * forms.noise(i)
     return x
 
 
-@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
-def test_euler_ancestral_on_user_sigmas_equals_k_diffusion(eta):
+@pytest.mark.parametrize("eta, s_noise", [(0.0, 1.0), (0.5, 1.0), (1.0, 1.0), (1.0, 1.007), (0.5, 0.9)])
+def test_euler_ancestral_on_user_sigmas_equals_k_diffusion(eta, s_noise):
     sigmas = np.array([80.0, 20.0, 7.0, 2.0, 0.7, 0.2, 0.05, 0.0])
     forms = Forms(len(sigmas) - 1)
-    mean, var = forms.law(euler_ancestral_rule(forms, sigmas, eta), sigmas[0] ** 2)
-    compare(project_law("ancestral", sigma_grid(sigmas, eta=eta)), mean, var)
+    mean, var = forms.law(euler_ancestral_rule(forms, sigmas, eta, s_noise), sigmas[0] ** 2)
+    compare(project_law("ancestral", replace(sigma_grid(sigmas, eta=eta), s_noise=s_noise)), mean, var)
 
 
 # ---------------------------------------------------------------- VP-SDE stepped in t (Song et al. 2021b)

@@ -44,9 +44,9 @@ def random_table(grid, d, seed):
 
 @pytest.mark.parametrize("sampler, grid_name", PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
 @settings(max_examples=5)
-@given(d=st.integers(1, 4), seed=seeds, eta=st.sampled_from([None, 0.0, 0.4, 1.0]))
-def test_probe_equals_the_law_for_non_commuting_gains(sampler, grid_name, d, seed, eta):
-    grid = GRIDS[grid_name](STEPS)
+@given(d=st.integers(1, 4), seed=seeds, eta=st.sampled_from([None, 0.0, 0.4, 1.0]), s_noise=st.sampled_from([1.0, 1.007]))
+def test_probe_equals_the_law_for_non_commuting_gains(sampler, grid_name, d, seed, eta, s_noise):
+    grid = replace(GRIDS[grid_name](STEPS), s_noise=s_noise)
     grid = grid if eta is None else replace(grid, eta=eta)
     denoiser = TabulatedAffineDenoiser(random_table(grid, d, seed))
     start = prior_start(grid, np.zeros(d), np.eye(d))
@@ -103,9 +103,11 @@ def test_ddpm_t_refuses_a_step_with_beta_above_one():
         SAMPLERS["ddpm_t"](WienerDenoiser(np.zeros(1), np.eye(1)), torch.zeros(1, 1, dtype=torch.float64), grid)
 
 
-def test_eta_outside_the_unit_interval_is_refused():
+def test_eta_outside_the_unit_interval_and_negative_s_noise_are_refused():
     with pytest.raises(ValueError, match="eta must be in"):
         replace(VESchedule().grid(4), eta=1.5)
+    with pytest.raises(ValueError, match="s_noise must be"):
+        replace(VESchedule().grid(4), s_noise=-1.0)
 
 
 @pytest.mark.parametrize("argv, message", [(["--eta", "0.5", "--sampler", "euler"], "sampler 'euler' has none"),

@@ -13,7 +13,7 @@ import theory.finite_step
 import theory.multistep
 from theory import steps
 from theory.steps import _D, _D_next, _pf_drift, _score
-from theory.symbols import (G_prev, b_prev, eta, h, s, s_dot, s_next, s_prev, sigma, sigma_dot, sigma_next, sigma_prev,
+from theory.symbols import (G_prev, b_prev, eta, h, s, s_dot, s_next, s_noise, s_prev, sigma, sigma_dot, sigma_next, sigma_prev,
                             x, x_prev, z)
 from verify.linear import main
 
@@ -21,12 +21,12 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's
 SMALL = ["--dim", "4", "--samples", "2000", "--seed", "3"]
 
 
-def ancestral_without_eta(to_zero):
-    """Forgets eta: always the full posterior noise."""
+def ancestral_with_eta_squared(to_zero):
+    """eta scales the noise variance instead of its standard deviation."""
     y = x / s
-    sigma_up = sigma_next * sp.sqrt(1 - sigma_next**2 / sigma**2)
+    sigma_up = eta**2 * sigma_next * sp.sqrt(1 - sigma_next**2 / sigma**2)
     sigma_down = sp.sqrt(sigma_next**2 - sigma_up**2)
-    return s_next * (_D(y) + sigma_down * (y - _D(y)) / sigma + sigma_up * z)
+    return s_next * (_D(y) + sigma_down * (y - _D(y)) / sigma + s_noise * sigma_up * z)
 
 
 def ddpm_large_with_small_variance(to_zero):
@@ -64,7 +64,7 @@ def dpmpp_2m_with_inverted_ratio(to_zero):
 
 PROBE = "exact probe: covariance"
 ROWS = [
-    ("ancestral eta", "UPDATES", "ancestral", ancestral_without_eta,
+    ("ancestral eta", "UPDATES", "ancestral", ancestral_with_eta_squared,
      ["--sampler", "ancestral", "--schedule", "ddpm", "--steps", "20", "--eta", "0.5"], PROBE),
     ("ddpm fixed_large variance", "UPDATES", "ddpm_large", ddpm_large_with_small_variance,
      ["--sampler", "ddpm_large", "--schedule", "ddpm", "--steps", "20"], PROBE),

@@ -101,7 +101,7 @@ def grid_values(grid, i: int) -> tuple:
     sigma_dot = (np.nan, np.nan) if grid.sigma_dot is None else (grid.sigma_dot[i], grid.sigma_dot[i + 1])
     eta = 1.0 if grid.eta is None else grid.eta[i]  # per-step noise multiplier, default 1
     return (grid.sigma[i], grid.sigma[i + 1], grid.s[i], grid.s[i + 1], s_dot[0], sigma_dot[0],
-            grid.t[i] - grid.t[i + 1], eta, s_dot[1], sigma_dot[1])
+            grid.t[i] - grid.t[i + 1], eta, s_dot[1], sigma_dot[1], grid.s_noise)
 
 
 def _combine(parts, values, gains, algebra, d, vector=None):

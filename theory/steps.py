@@ -17,10 +17,10 @@ from functools import cache
 import sympy as sp
 
 from numerics.validation import choice
-from theory.symbols import (G, G_next, G_prev, b, b_next, b_prev, eta, h, s, s_dot, s_dot_next, s_next, s_prev,
+from theory.symbols import (G, G_next, G_prev, b, b_next, b_prev, eta, h, s, s_dot, s_dot_next, s_next, s_noise, s_prev,
                             sigma, sigma_dot, sigma_dot_next, sigma_next, sigma_prev, x, x_prev, z)
 
-GRID_SYMBOLS = (sigma, sigma_next, s, s_next, s_dot, sigma_dot, h, eta, s_dot_next, sigma_dot_next)
+GRID_SYMBOLS = (sigma, sigma_next, s, s_next, s_dot, sigma_dot, h, eta, s_dot_next, sigma_dot_next, s_noise)
 MULTISTEP_SYMBOLS = GRID_SYMBOLS + (sigma_prev, s_prev)
 
 
@@ -86,7 +86,7 @@ def _ancestral(to_zero):
     y = x / s
     sigma_up = eta * sigma_next * sp.sqrt(1 - sigma_next**2 / sigma**2)
     sigma_down = sp.sqrt(sigma_next**2 - sigma_up**2)
-    return s_next * (_D(y) + sigma_down * (y - _D(y)) / sigma + sigma_up * z)
+    return s_next * (_D(y) + sigma_down * (y - _D(y)) / sigma + s_noise * sigma_up * z)
 
 
 def _ddpm_large(to_zero):

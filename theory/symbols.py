@@ -13,6 +13,7 @@ s_dot = sp.Symbol("s_dot", real=True)             # ds/dt at t_i
 sigma_dot = sp.Symbol("sigma_dot", positive=True)  # dsigma/dt at t_i
 h = sp.Symbol("h", positive=True)                 # step length t_i - t_{i+1}
 eta = sp.Symbol("eta", nonnegative=True)          # per-step noise multiplier (DDIM eta; ancestral; fixed_large)
+s_noise = sp.Symbol("S_noise", nonnegative=True)  # k-diffusion / EDM noise inflation of the ancestral step
 s_dot_next = sp.Symbol("s_dot_next", real=True)   # ds/dt at t_{i+1}
 sigma_dot_next = sp.Symbol("sigma_dot_next", positive=True)  # dsigma/dt at t_{i+1}
 sigma_prev = sp.Symbol("sigma_prev", positive=True)  # sigma(t_{i-1}) (multistep)
