@@ -194,14 +194,15 @@ def run_scheduler(scheduler, denoiser, x, steps: int, *, eta: float = 0.0, noise
             extra = {"eta": eta, "variance_noise": draw(step[0], sample)} if eta else {}
             output = model(scheduler.scale_model_input(sample, t), t)
             sample = scheduler.step(output, t, sample, **extra).prev_sample
-            step[0] += 0 if getattr(scheduler, "state_in_first_order", True) is False else 1
+            finished = getattr(scheduler, "state_in_first_order", True)  # Heun: two calls make one step
+            step[0] += 1 if finished else 0
     return sample
 
 
 def sample_scheduler(scheduler, denoiser, steps: int, start_mean, start_cov, n: int, *, seed: int,
                      eta: float = 0.0, batch_size: int = 4096) -> torch.Tensor:
     """``n`` outputs of the scheduler's loop from ``x_0 ~ N(start_mean, start_cov)``, per-sample seeded."""
-    out = []
+    out, batch_size = [], positive_int(batch_size, "batch_size")
     for first in range(0, positive_int(n, "n"), batch_size):
         generator = StackedGenerator(seed, range(first, min(first + batch_size, n)))
         x = draw_gaussian(np.asarray(start_mean), np.asarray(start_cov), len(generator.generators), generator)
