@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from theory.result import Result
-from theory.steps import GRID_SYMBOLS, UPDATES, step_map
+from theory.steps import CONTINUOUS_TIME, GRID_SYMBOLS, MULTISTEP_UPDATES, UPDATES, VARIANCE_PRESERVING, step_map
 from theory.symbols import b, b_next
 from numerics.validation import choice
 
@@ -97,10 +97,11 @@ def _compiled(sampler: str, to_zero: bool):
 
 def grid_values(grid, i: int) -> tuple:
     """Values of ``GRID_SYMBOLS`` for step ``i`` of ``grid`` (NaN derivatives on a discrete grid)."""
-    s_dot = np.nan if grid.s_dot is None else grid.s_dot[i]
-    sigma_dot = np.nan if grid.sigma_dot is None else grid.sigma_dot[i]
-    return (grid.sigma[i], grid.sigma[i + 1], grid.s[i], grid.s[i + 1], s_dot, sigma_dot,
-            grid.t[i] - grid.t[i + 1])
+    s_dot = (np.nan, np.nan) if grid.s_dot is None else (grid.s_dot[i], grid.s_dot[i + 1])
+    sigma_dot = (np.nan, np.nan) if grid.sigma_dot is None else (grid.sigma_dot[i], grid.sigma_dot[i + 1])
+    eta = 1.0 if grid.eta is None else grid.eta[i]  # per-step noise multiplier, default 1
+    return (grid.sigma[i], grid.sigma[i + 1], grid.s[i], grid.s[i + 1], s_dot[0], sigma_dot[0],
+            grid.t[i] - grid.t[i + 1], eta, s_dot[1], sigma_dot[1], grid.s_noise)
 
 
 def _combine(parts, values, gains, algebra, d, vector=None):
@@ -131,11 +132,18 @@ def step_affine(sampler, grid, i, affine, algebra, d):
 
 def check_sampler_grid(sampler: str, grid) -> str:
     """The theory's assumptions on the pair: Euler–Maruyama needs derivatives, the VP integrator VP."""
+    if sampler in MULTISTEP_UPDATES:
+        raise ValueError(f"sampler {sampler!r} is multistep; its law is theory.multistep.multistep_law "
+                         "(verify.linear checks it with --diffusers DPMSolverMultistepScheduler)")
     choice(sampler, "sampler", UPDATES)
-    if sampler == "euler_maruyama" and grid.sigma_dot is None:
-        raise ValueError(f"sampler 'euler_maruyama' needs a continuous-time schedule; {grid.schedule!r} is discrete")
-    if sampler == "exponential_vp" and not grid.variance_preserving:
-        raise ValueError(f"sampler 'exponential_vp' needs a variance-preserving schedule (vp, ddpm), got {grid.schedule!r}")
+    if sampler in CONTINUOUS_TIME and grid.sigma_dot is None:
+        raise ValueError(f"sampler {sampler!r} needs a continuous-time schedule; {grid.schedule!r} is discrete")
+    if sampler in VARIANCE_PRESERVING and not grid.variance_preserving:
+        raise ValueError(f"sampler {sampler!r} needs a variance-preserving schedule (vp, ddpm), got {grid.schedule!r}")
+    if sampler == "ddpm_t":  # beta_i = beta(t_i) h must be a probability-like step
+        beta = -2 * grid.s_dot[:-1] / grid.s[:-1] * (grid.t[:-1] - grid.t[1:])
+        if not np.all((beta > 0) & (beta < 1)):
+            raise ValueError(f"sampler 'ddpm_t' needs 0 < beta(t_i) h < 1 on every step, got up to {beta.max():.4g}")
     return sampler
 
 
@@ -178,6 +186,8 @@ class FiniteStepLaw(Result):
                        "on a last step to $\\sigma = 0$."),
             assumptions=("affine denoiser at every noise level the sampler visits",
                          "Gaussian start $x_0 \\sim \\mathcal{N}(m_0, C_0)$, noise independent across steps",
-                         "Euler--Maruyama: continuous-time schedule; exponential integrator: $s^2(1+\\sigma^2)=1$"),
+                         "Euler--Maruyama and the steps in $t$ (euler\\_t, heun\\_t, ddpm\\_t): continuous-time "
+                         "schedule; exponential integrator, ddpm\\_large, ddpm\\_t: $s^2(1+\\sigma^2)=1$",
+                         "ancestral, ddpm\\_large: the grid's per-step noise multiplier $\\eta_i \\in [0, 1]$ (default 1)"),
             formulas=formulas,
         )

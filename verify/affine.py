@@ -40,8 +40,8 @@ class SamplingConfig:
 
     def __post_init__(self):
         """The sampler must accept the schedule (checked before any work)."""
-        if self.sampler in SAMPLERS and self.schedule in SCHEDULES:
-            check_sampler_grid(self.sampler, SCHEDULES[self.schedule]().grid(2))
+        if self.sampler in SAMPLERS and self.schedule in SCHEDULES and isinstance(self.steps, int):
+            check_sampler_grid(self.sampler, SCHEDULES[self.schedule]().grid(self.steps))
 
 
 def probe_checks(denoiser, sampler, grid, start: GaussianLaw, predicted: GaussianLaw, device="cpu",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -23,6 +23,8 @@ from numerics.schedules import SCHEDULES
 from theory.finite_step import GaussianLaw, check_sampler_grid
 from theory.linear import TrainingSetLaw
 from theory.linear_law import OPTIMAL, STARTS, affine_law, continuous_law, wiener_law
+from theory.steps import step_map
+from theory.symbols import eta
 from verify import arguments, report, stats
 from verify.affine import SamplingConfig, add_sampling_arguments, header, law_report, monte_carlo, probe_checks
 from verify.convergence import continuous_limit_check, refinable
@@ -40,6 +42,9 @@ class Config(SamplingConfig):
     copies: int = 64
     iterations: int = 2000
     negative_control: str | None = None
+    eta: float | None = None
+    diffusers: str | None = None
+    scheduler_config: str | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -136,9 +141,17 @@ def independent_checks(cfg: Config, grid, target, train, mean, cov, alpha: float
 
 def run(cfg: Config) -> dict:
     """Everything ``python -m verify.linear`` does, as a report dictionary."""
+    if cfg.diffusers is not None:  # the scheduler's own loop (verify.diffusers_check)
+        from verify import diffusers_check
+        return diffusers_check.run(cfg)
+    if cfg.scheduler_config is not None:
+        raise ValueError("--scheduler-config needs --diffusers NAME")
     started = time.perf_counter()
     target = make_target(cfg.target, cfg.dim, cfg.seed)
     grid = SCHEDULES[cfg.schedule]().grid(cfg.steps)
+    if cfg.eta is not None and not step_map(cfg.sampler).expression.has(eta):
+        raise ValueError(f"--eta sets the noise of ancestral and ddpm_large; sampler {cfg.sampler!r} has none")
+    grid = grid if cfg.eta is None else replace(grid, eta=cfg.eta)
     check_sampler_grid(cfg.sampler, grid)
     train, mean, cov = training_moments(cfg, target)
     start = STARTS[cfg.init](grid, mean, cov)
@@ -167,6 +180,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=report.positive_int_arg, default=2000, help="Adam steps (trained)")
     p.add_argument("--negative-control", choices=NEGATIVE_CONTROLS, default=None,
                    help="replace the prediction by a deliberately wrong one; the run must FAIL")
+    p.add_argument("--eta", type=report.unit_interval_arg, default=None,
+                   help="noise multiplier per step in [0, 1]: ancestral / ddpm_large (default 1), DDIM's eta with --diffusers")
+    p.add_argument("--diffusers", metavar="NAME", default=None,
+                   help="check a real diffusers scheduler's own loop (DDIMScheduler, DDPMScheduler, ...)")
+    p.add_argument("--scheduler-config", metavar="PATH.json", default=None, help="that scheduler's config")
     return p
 
 
@@ -203,6 +221,11 @@ def precheck(args) -> None:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--diffusers" in argv and {"--sampler", "--schedule", "--device"} & set(argv):
+        print("error: --diffusers sets the sampler and the grid itself and runs on the CPU; "
+              "drop --sampler/--schedule/--device", file=sys.stderr)
+        return 2
     return report.cli_main(parser().parse_args(argv), Config, run, summary, plot=plot, precheck=precheck,
                            header=lambda cfg: header("verify.linear", cfg, HEADER_KEYS),
                            memory=lambda cfg: (arguments.affine_memory(cfg), "--dim, --samples or --steps"))

@@ -95,6 +95,14 @@ def alpha_arg(text: str) -> float:
     return value
 
 
+def unit_interval_arg(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text!r}")
+    return value
+
+
 def verdict(checks: list[Check]) -> bool:
     return all(c.passed for c in checks)
 
