@@ -19,7 +19,7 @@ from numerics.schedules import SCHEDULES
 from theory.finite_step import GaussianLaw, check_sampler_grid
 from theory.linear import TrainingSetLaw
 from theory.linear_law import STARTS, affine_law, continuous_law, wiener_law
-from verify import report, stats
+from verify import distributed, report, stats
 from verify.affine import SamplingConfig, add_sampling_arguments, header, law_report, monte_carlo, probe_checks
 from verify.targets import make_target
 
@@ -144,7 +144,9 @@ def plot(path: str, result: dict, args) -> None:
 
 
 def main(argv=None) -> int:
-    return report.cli_main(parser().parse_args(argv), Config, run, summary, plot=plot)
+    args = parser().parse_args(argv)
+    with distributed.session(args):  # under torchrun: shard the samples over the processes
+        return report.cli_main(args, Config, run, summary, plot=plot)
 
 
 if __name__ == "__main__":
