@@ -91,13 +91,19 @@ def randn_like(x: torch.Tensor, generator=None) -> torch.Tensor:
 
 
 def gaussian_root(cov) -> np.ndarray:
-    """``L`` with ``L L^T = cov`` (eigen square root, clipped at 0), float64."""
-    eigenvalues, U = np.linalg.eigh(np.asarray(cov, dtype=np.float64))
+    """A square root of ``cov`` (float64): the standard deviations (a vector) when ``cov`` is diagonal,
+    else ``L`` with ``L L^T = cov`` (eigen square root, clipped at 0)."""
+    cov = np.asarray(cov, dtype=np.float64)
+    variances = np.diag(cov)
+    if np.array_equal(cov, np.diag(variances)):  # e.g. the prior: O(d) instead of an eigendecomposition
+        return np.sqrt(np.clip(variances, 0.0, None))
+    eigenvalues, U = np.linalg.eigh(cov)
     return U * np.sqrt(np.clip(eigenvalues, 0.0, None))
 
 
 def draw_gaussian(mean, cov, batch: int, generator, *, dtype=torch.float64, device="cpu", root=None) -> torch.Tensor:
-    """``batch`` draws of ``N(mean, cov)`` as ``mean + z L^T`` in ``dtype`` on ``device`` (``root`` = L if known)."""
-    root = gaussian_root(cov) if root is None else root
+    """``batch`` draws of ``N(mean, cov)`` as ``mean + z L^T`` in ``dtype`` on ``device`` (``root`` as
+    ``gaussian_root(cov)`` if known)."""
+    root = torch.as_tensor(gaussian_root(cov) if root is None else root, dtype=dtype, device=device)
     z = randn_like(torch.empty(batch, len(mean), dtype=dtype, device=device), generator)
-    return torch.as_tensor(mean, dtype=dtype, device=device) + z @ torch.as_tensor(root.T, dtype=dtype, device=device)
+    return torch.as_tensor(mean, dtype=dtype, device=device) + (z * root if root.ndim == 1 else z @ root.T)
