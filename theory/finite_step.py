@@ -50,6 +50,14 @@ class Diagonal:
         return Q * Q
 
 
+    @staticmethod
+    def advance(sampler, to_zero, coefficients, levels, m, C):
+        """One step of ``(m, C)`` by the sampler's fused elementwise kernel (``_fused``); ``levels = (G, b, G', b')``."""
+        values = [value for name in VECTOR_ORDER for value, _ in coefficients.get(name, ())]
+        G, b, G_next, b_next = levels
+        return _fused(sampler, to_zero)(values, G, G_next, b, b_next, m, C)
+
+
 class Dense:
     """Gains are ``d x d`` matrices; products are matrix products."""
 
@@ -78,6 +86,15 @@ class Dense:
     @staticmethod
     def gram(Q):
         return Q @ Q.T
+
+    @classmethod
+    def advance(cls, sampler, to_zero, coefficients, levels, m, C):
+        """One step of ``(m, C)``: ``m <- A m + c``, ``C <- A C A^T + Q Q^T`` from the step's affine map."""
+        A, c, Q = step_affine(coefficients, *levels, cls)
+        C = cls.congruence(A, C)
+        if Q is not None:                 # q I adds q^2 on the diagonal, no product formed
+            C = cls.plus_identity(C, Q * Q) if isinstance(Q, float) else C + cls.gram(Q)
+        return cls.apply(A, m) + c, C
 
 
 @dataclass(frozen=True)
@@ -133,6 +150,32 @@ def step_coefficients(sampler, grid) -> list:
     return table
 
 
+VECTOR_ORDER = ("x", "b", "b_next", "z")  # the order of a step's coefficient values in ``values``
+
+
+@cache
+def _fused(sampler: str, to_zero: bool):
+    """The whole step ``(m, v) -> (A m + c, A^2 v + Q^2)`` for commuting (elementwise) gains, lambdified once
+    with common subexpressions shared: one numpy call per step, as few vector operations as a hand-written loop.
+    Its first argument is the step's coefficient values in ``VECTOR_ORDER``."""
+    gains = dict(zip(("G", "G_next"), sp.symbols("G G_next")))
+    offsets = dict(zip(("b", "b_next"), sp.symbols("b b_next")))
+    terms, k, coefficients = step_map(sampler, to_zero).terms, iter(sp.symbols("k0:256")), []
+
+    def part(vector):
+        total = sp.Integer(0)
+        for _, names in terms.get(vector, ()):
+            coefficients.append(next(k))
+            total += coefficients[-1] * sp.Mul(*[gains[n] for n in names])
+        return total
+    A = part("x")
+    c = part("b") * offsets["b"] + part("b_next") * offsets["b_next"]
+    Q = part("z")
+    m, v = sp.symbols("m v")
+    return sp.lambdify((coefficients, *gains.values(), *offsets.values(), m, v), [A * m + c, A**2 * v + Q**2],
+                       "numpy", cse=True)
+
+
 def _combine(parts, gains, algebra, products: dict, vector=None):
     """``sum_k coeff_k (G ... G)_k`` applied to ``vector`` (or as an operator; a float ``q`` means ``q I``).
 
@@ -185,13 +228,8 @@ def propagate(sampler, grid, affine, start: GaussianLaw, algebra) -> GaussianLaw
     m, C = start.mean, start.cov
     table, at = step_coefficients(sampler, grid), cache(lambda sigma: affine(sigma))  # each level once
     for i, coefficients in enumerate(table):
-        G, b = at(float(grid.sigma[i]))
-        G_next, b_next = at(float(grid.sigma[i + 1])) if "b_next" in coefficients else (None, None)
-        A, c, Q = step_affine(coefficients, G, b, G_next, b_next, algebra)
-        m = algebra.apply(A, m) + c
-        C = algebra.congruence(A, C)
-        if Q is not None:                 # Q_i Q_i^T; q I adds q^2 on the diagonal, no product formed
-            C = algebra.plus_identity(C, Q * Q) if isinstance(Q, float) else C + algebra.gram(Q)
+        levels = at(float(grid.sigma[i])) + (at(float(grid.sigma[i + 1])) if "b_next" in coefficients else (None, None))
+        m, C = algebra.advance(sampler, bool(grid.sigma[i + 1] == 0), coefficients, levels, m, C)
     return GaussianLaw(m, C, start.basis)
 
 
