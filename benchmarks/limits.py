@@ -69,12 +69,12 @@ def sampling_case(d, n, steps, sampler, dtype, device, repeats) -> None:
     denoiser = WienerDenoiser(target.mean, target.cov)
     grid = SCHEDULES["ve"]().grid(steps)
     mean, cov = np.zeros(d), grid.prior_std**2 * np.eye(d)
-    x0 = grid.prior_std * torch.randn(n, d, dtype=dtype, device=device)
+    x0 = lambda: grid.prior_std * torch.randn(n, d, dtype=dtype, device=device)  # noqa: E731  drawn in each run
     contenders = {
-        "plain loop": lambda: plain.torch_loop(sampler, denoiser, x0, grid),
+        "plain loop": lambda: plain.torch_loop(sampler, denoiser, x0(), grid),
         "sample": lambda: sample(denoiser, sampler, grid, mean, cov, n, seed=0, batch_size=n, device=device,
                                  dtype=dtype),
-        "diffusers": lambda: plain.diffusers_loop(sampler, denoiser, x0, steps),
+        "diffusers": lambda: plain.diffusers_loop(sampler, denoiser, x0(), steps),
     }
     best = race(contenders, repeats)
     calls = (2 * steps - 1) if sampler == "heun" else steps

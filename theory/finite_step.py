@@ -136,17 +136,21 @@ def step_coefficients(sampler, grid) -> list:
     """Per step: name -> ((coefficient value, gains), ...), every coefficient evaluated once over the whole grid."""
     steps = np.arange(grid.steps)
     to_zero = grid.sigma[1:] == 0  # Heun's last step to sigma = 0 is an Euler step
-    table = [None] * grid.steps
+    table = [{} for _ in range(grid.steps)]
     for flag in (False, True):
         chosen = steps[to_zero == flag]
         if chosen.size == 0:
             continue
-        values = grid_values(grid, chosen)
-        for name, parts in _compiled(sampler, flag).items():
-            columns = [np.broadcast_to(np.asarray(f(*values), dtype=np.float64), chosen.shape) for f, _ in parts]
-            for k, i in enumerate(chosen):
-                table[i] = table[i] or {}
-                table[i][name] = tuple((float(column[k]), gains) for column, (_, gains) in zip(columns, parts))
+        values, compiled = grid_values(grid, chosen), _compiled(sampler, flag)
+        if set(compiled) - set(VECTOR_ORDER):  # a step map with a vector this recursion does not propagate
+            raise NotImplementedError(f"sampler {sampler!r}: step terms {sorted(set(compiled) - set(VECTOR_ORDER))} "
+                                      f"are not among {VECTOR_ORDER}")
+        for name, parts in compiled.items():
+            columns = [np.broadcast_to(np.asarray(f(*values), dtype=np.float64), chosen.shape).tolist()
+                       for f, _ in parts]
+            gains = [names for _, names in parts]
+            for i, row in zip(chosen.tolist(), zip(*columns)):
+                table[i][name] = tuple(zip(row, gains))
     return table
 
 
