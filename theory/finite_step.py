@@ -49,7 +49,6 @@ class Diagonal:
     def gram(Q):
         return Q * Q
 
-
     @staticmethod
     def advance(sampler, to_zero, coefficients, levels, m, C):
         """One step of ``(m, C)`` by the sampler's fused elementwise kernel (``_fused``); ``levels = (G, b, G', b')``."""
@@ -232,7 +231,9 @@ def propagate(sampler, grid, affine, start: GaussianLaw, algebra) -> GaussianLaw
     m, C = start.mean, start.cov
     table, at = step_coefficients(sampler, grid), cache(lambda sigma: affine(sigma))  # each level once
     for i, coefficients in enumerate(table):
-        levels = at(float(grid.sigma[i])) + (at(float(grid.sigma[i + 1])) if "b_next" in coefficients else (None, None))
+        G, b = at(float(grid.sigma[i]))
+        G_next, b_next = at(float(grid.sigma[i + 1])) if "b_next" in coefficients else (None, None)
+        levels = (G, b, G_next, b_next)
         m, C = algebra.advance(sampler, bool(grid.sigma[i + 1] == 0), coefficients, levels, m, C)
     return GaussianLaw(m, C, start.basis)
 
