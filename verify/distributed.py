@@ -9,7 +9,7 @@ prints and writes files. On one machine, CPU (gloo)::
 
     torchrun --nproc-per-node 2 -m verify.linear --dim 256 --samples 200000
 
-On a cluster, the same command on every node (NCCL on GPUs; ``--device cuda`` picks ``cuda:LOCAL_RANK``)::
+On a cluster, the same command on every node (NCCL on GPUs; ``--device cuda`` is each rank's ``cuda:LOCAL_RANK``)::
 
     torchrun --nnodes 4 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
         -m verify.linear --dim 3072 --samples 100000000 --device cuda
@@ -22,7 +22,7 @@ import sys
 
 import torch
 
-from numerics.sampling import DTYPES, sample
+from numerics.sampling import DTYPES, default_device, sample
 from verify.stats import SampleMoments
 
 
@@ -42,11 +42,6 @@ def shard(n: int, rank: int, size: int) -> tuple[int, int]:
     return first, (rank + 1) * n // size - first
 
 
-def device_of(device: str) -> str:
-    """``cuda`` means this rank's GPU, ``cuda:LOCAL_RANK``, under ``torchrun``."""
-    return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if device == "cuda" and active() else device
-
-
 @contextlib.contextmanager
 def session(args):
     """Join the process group when launched by ``torchrun`` (gloo on CPU, NCCL on CUDA); ranks > 0 stay quiet.
@@ -56,7 +51,9 @@ def session(args):
     if world_size() == 1:
         yield
         return
-    backend = "nccl" if (args.device or "").startswith("cuda") else "gloo"
+    backend = "nccl" if (args.device or default_device()).startswith("cuda") else "gloo"
+    if backend == "nccl":  # "cuda" then means this rank's GPU, cuda:LOCAL_RANK, everywhere in the run
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     torch.distributed.init_process_group(backend)
     rank = torch.distributed.get_rank()
     try:
@@ -76,7 +73,7 @@ def merged_moments(denoiser, cfg, grid, start, mean, cov) -> SampleMoments:
     rank, size = torch.distributed.get_rank(), torch.distributed.get_world_size()
     first, count = shard(cfg.samples, rank, size)
     x = sample(denoiser, cfg.sampler, grid, start.mean, start.covariance(), count, seed=cfg.seed, first=first,
-               device=device_of(cfg.device), dtype=DTYPES[cfg.dtype]).numpy()
+               device=cfg.device, dtype=DTYPES[cfg.dtype]).numpy()
     local = SampleMoments.of(x, mean, cov)
     sums = torch.as_tensor(local.sums())
     deviation = torch.tensor([local.null_deviation], dtype=torch.float64)
