@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from numerics.noise import StackedGenerator, draw_gaussian, randn_like
+from numerics.noise import PhiloxNoise, draw_gaussian, randn_like
 from numerics.schedules import Grid, alpha_bar_grid, sigma_grid
 from numerics.validation import choice, positive_int
 
@@ -204,8 +204,8 @@ def sample_scheduler(scheduler, denoiser, steps: int, start_mean, start_cov, n: 
     """``n`` outputs of the scheduler's loop from ``x_0 ~ N(start_mean, start_cov)``, per-sample seeded."""
     out, batch_size = [], positive_int(batch_size, "batch_size")
     for first in range(0, positive_int(n, "n"), batch_size):
-        generator = StackedGenerator(seed, range(first, min(first + batch_size, n)))
-        x = draw_gaussian(np.asarray(start_mean), np.asarray(start_cov), len(generator.generators), generator)
+        generator = PhiloxNoise(seed, first, min(batch_size, n - first))
+        x = draw_gaussian(np.asarray(start_mean), np.asarray(start_cov), generator.count, generator)
         out.append(run_scheduler(scheduler, denoiser, x, steps, eta=eta, generator=generator))
     return torch.cat(out).to(torch.float64)
 

@@ -28,7 +28,8 @@ def covariance(value, name: str = "cov", *, dim: int | None = None, rtol: float 
     scale = max(np.max(np.abs(matrix)), np.finfo(float).tiny)
     if np.max(np.abs(matrix - matrix.T)) > rtol * scale:
         raise ValueError(f"{name} must be symmetric")
-    eigenvalues = np.linalg.eigvalsh(matrix)
+    diagonal = np.diag(matrix)
+    eigenvalues = np.sort(diagonal) if np.array_equal(matrix, np.diag(diagonal)) else np.linalg.eigvalsh(matrix)
     if eigenvalues[0] < -rtol * max(eigenvalues[-1], 0.0) - np.finfo(float).tiny:
         raise ValueError(f"{name} must be positive semi-definite, smallest eigenvalue {eigenvalues[0]:.3e}")
     return 0.5 * (matrix + matrix.T)

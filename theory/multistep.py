@@ -24,7 +24,8 @@ import numpy as np
 import sympy as sp
 
 from numerics.validation import choice
-from theory.finite_step import Dense, GaussianLaw, _combine, grid_values, step_affine
+from theory.finite_step import Dense, GaussianLaw, grid_values
+from theory.finite_step import _compiled as _one_step_compiled
 from theory.result import Result
 from theory.symbols import b, b_prev
 from theory.steps import MULTISTEP_SYMBOLS, MULTISTEP_UPDATES, step_map
@@ -36,6 +37,32 @@ FIRST_ORDER = "ddim"  # DPM-Solver++ of order 1 is DDIM (Lu et al. 2022, Sec. 4.
 def _compiled(sampler: str):
     return {name: tuple((sp.lambdify(MULTISTEP_SYMBOLS, c, "numpy"), gains) for c, gains in parts)
             for name, parts in step_map(sampler).terms.items()}
+
+
+def _combine(parts, values, gains, algebra, d, vector=None):
+    """``sum_k coeff_k (G ... G)_k`` applied to ``vector`` (or as an operator if ``vector`` is None)."""
+    total = 0.0
+    for coefficient, names in parts:
+        operator = algebra.identity(d)
+        for name in names:
+            operator = algebra.mul(operator, gains[name])
+        term = operator if vector is None else algebra.apply(operator, vector)
+        total = total + float(coefficient(*values)) * term
+    return total
+
+
+def step_affine(sampler, grid, i, affine, algebra, d):
+    """``(A_i, c_i, Q_i)`` of the one-step sampler's step ``i``, for the first and last DPM-Solver++ steps."""
+    to_zero = bool(grid.sigma[i + 1] == 0)
+    compiled, values = _one_step_compiled(sampler, to_zero), grid_values(grid, i)
+    G, b = affine(grid.sigma[i])
+    gains, offsets = {"G": G}, {"b": b}
+    if "b_next" in compiled:
+        gains["G_next"], offsets["b_next"] = affine(grid.sigma[i + 1])
+    A = _combine(compiled["x"], values, gains, algebra, d)
+    c = sum(_combine(compiled[k], values, gains, algebra, d, offsets[k]) for k in offsets if k in compiled)
+    Q = _combine(compiled["z"], values, gains, algebra, d) if "z" in compiled else 0.0 * algebra.identity(d)
+    return A, c, Q
 
 
 def two_step_affine(sampler, grid, i, affine, algebra, d):

@@ -13,7 +13,7 @@ from numerics.sampling import DTYPES, affine_probe, sample
 from numerics.schedules import SCHEDULES
 from theory.finite_step import GaussianLaw, check_sampler_grid, probe_law
 from theory.linear_law import STARTS
-from verify import arguments, report, stats
+from verify import arguments, distributed, report, stats
 from verify.check import Check
 from verify.targets import TARGETS
 
@@ -65,10 +65,14 @@ def monte_carlo(denoiser, cfg, grid, start: GaussianLaw, predicted: GaussianLaw,
     """Sample ``cfg.samples`` outputs and run the calibrated Gaussian-law checks against ``predicted``.
 
     ``alpha``: the share of the family-wise level these tests get (default all of ``cfg.alpha``).
+    Under ``torchrun`` each rank samples its own index range and the moments of all are merged.
     """
-    x = sample(denoiser, cfg.sampler, grid, start.mean, start.covariance(), cfg.samples, seed=cfg.seed,
-               device=cfg.device, dtype=DTYPES[cfg.dtype]).numpy()
     C = predicted.covariance()
+    if distributed.active():  # under torchrun: this rank's samples, merged into the moments of all
+        x = distributed.merged_moments(denoiser, cfg, grid, start, predicted.mean, C)
+    else:
+        x = sample(denoiser, cfg.sampler, grid, start.mean, start.covariance(), cfg.samples, seed=cfg.seed,
+                   device=cfg.device, dtype=DTYPES[cfg.dtype]).numpy()
     null_atol = (1e-6 if cfg.dtype == "float64" else 1e-2) * np.sqrt(max(np.abs(C).max(), 1e-300))
     alpha = cfg.alpha if alpha is None else alpha
     return stats.gaussian_checks(x, predicted.mean, C, alpha=alpha, null_atol=null_atol), x
@@ -77,9 +81,11 @@ def monte_carlo(denoiser, cfg, grid, start: GaussianLaw, predicted: GaussianLaw,
 def law_report(x: np.ndarray, predicted: GaussianLaw) -> dict:
     """Predicted and measured means and covariance spectra, and the effect sizes."""
     C = predicted.covariance()
+    moments = x if isinstance(x, stats.SampleMoments) else stats.SampleMoments.of(x, predicted.mean, C)
     return {"predicted": {"mean": predicted.mean, "cov_eigenvalues": predicted.eigenvalues()},
-            "measured": {"mean": x.mean(axis=0), "cov_eigenvalues": np.linalg.eigvalsh(np.atleast_2d(np.cov(x.T)))},
-            "effect_sizes": stats.effect_sizes(x, predicted.mean, C)}
+            "measured": {"mean": moments.sample_mean(predicted.mean),
+                         "cov_eigenvalues": np.linalg.eigvalsh(moments.sample_cov())},
+            "effect_sizes": stats.effect_sizes(moments, predicted.mean, C)}
 
 
 def add_sampling_arguments(p, *, dim=64, steps=32, samples=10000, sampler="heun", target=True, init="prior") -> None:

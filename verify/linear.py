@@ -25,7 +25,7 @@ from theory.linear import TrainingSetLaw
 from theory.linear_law import OPTIMAL, STARTS, affine_law, continuous_law, wiener_law
 from theory.steps import step_map
 from theory.symbols import eta
-from verify import arguments, report, stats
+from verify import arguments, distributed, report, stats
 from verify.affine import SamplingConfig, add_sampling_arguments, header, law_report, monte_carlo, probe_checks
 from verify.convergence import continuous_limit_check, refinable
 from verify.denoiser_checks import fit_check, formula_check
@@ -226,9 +226,11 @@ def main(argv=None) -> int:
         print("error: --diffusers sets the sampler and the grid itself and runs on the CPU; "
               "drop --sampler/--schedule/--device", file=sys.stderr)
         return 2
-    return report.cli_main(parser().parse_args(argv), Config, run, summary, plot=plot, precheck=precheck,
-                           header=lambda cfg: header("verify.linear", cfg, HEADER_KEYS),
-                           memory=lambda cfg: (arguments.affine_memory(cfg), "--dim, --samples or --steps"))
+    args = parser().parse_args(argv)
+    with distributed.session(args):  # under torchrun: shard the samples over the processes
+        return report.cli_main(args, Config, run, summary, plot=plot, precheck=precheck,
+                               header=lambda cfg: header("verify.linear", cfg, HEADER_KEYS),
+                               memory=lambda cfg: (arguments.affine_memory(cfg), "--dim, --samples or --steps"))
 
 
 if __name__ == "__main__":
