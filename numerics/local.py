@@ -104,7 +104,7 @@ class LocalLinearDenoiser:
         self._weights = {}
 
     def weights(self, sigma: float) -> np.ndarray:
-        """``(h w, c, c p^2)`` weights at noise level ``sigma``."""
+        """Weights at noise level ``sigma``: ``(h w, c, c p^2)``, one row block per pixel (or one shared kernel)."""
         raise NotImplementedError
 
     def __call__(self, y: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -114,8 +114,13 @@ class LocalLinearDenoiser:
             self._weights[sigma] = self.weights(sigma)
         W = torch.as_tensor(self._weights[sigma], dtype=y.dtype, device=y.device)
         m = torch.as_tensor(self.centre, dtype=y.dtype, device=y.device)
-        z = patches((y - m).reshape(len(y), *self.shape), self.patch, self.boundary)   # (n, hw, k)
-        return m + torch.einsum("njk,jck->ncj", z, W).reshape(len(y), -1)
+        return m + self.apply(W, (y - m).reshape(len(y), *self.shape)).reshape(len(y), -1)
+
+    def apply(self, W: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """``(n, c, h, w)`` output of the weights on the padded patches of ``images``."""
+        z = patches(images, self.patch, self.boundary).transpose(0, 1)           # (hw, n, k)
+        out = torch.bmm(z, W.transpose(1, 2))                                     # (hw, n, c)
+        return out.permute(1, 2, 0)
 
 
 class PatchLinearDenoiser(LocalLinearDenoiser):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from numerics import validation
 from numerics.denoisers import check_width
-from numerics.local import LocalLinearDenoiser, image_shape, normal_equations
+from numerics.local import LocalLinearDenoiser, image_shape, normal_equations, pad
 
 
 def shift_average(mean, cov, shape) -> tuple[np.ndarray, np.ndarray]:
@@ -85,5 +86,9 @@ class KernelDenoiser(LocalLinearDenoiser):
         return normal_equations(cross, gram)
 
     def weights(self, sigma):
-        c, h, w = self.shape
-        return np.repeat(self.kernel(sigma)[None], h * w, axis=0)
+        return self.kernel(sigma)
+
+    def apply(self, W, images):
+        """One kernel everywhere: a convolution (cross-correlation) of the padded image."""
+        c, p = self.shape[0], self.patch
+        return F.conv2d(pad(images, p, self.boundary), W.reshape(c, c, p, p))

@@ -14,6 +14,7 @@ import sympy as sp
 
 from numerics import validation
 from theory.finite_step import GaussianLaw, propagate
+from theory.linear_law import affine_law
 from theory.local import check_geometry, neighbourhoods, patch_gain
 from theory.result import Result
 from theory.symbols import sigma
@@ -197,3 +198,42 @@ class EquivariantWienerLaw(Result):
                       "gain": sp.Eq(D_hat, S / (S + sigma**2)),
                       "kernel gain": sp.Eq(k, sp.Sum(sp.Function("k")(o) * sp.exp(sp.I * omega * o), (o, -R, R)))},
         )
+
+
+def kernel_matrix(kernel: np.ndarray, boundary: str) -> np.ndarray:
+    """The dense ``d x d`` map of the kernel applied with a boundary rule (``zeros`` drops, ``reflect`` mirrors)."""
+    c, _, h, w = kernel.shape
+    offsets = [(oa, ob) for oa in range(-(h // 2), h - h // 2) for ob in range(-(w // 2), w - w // 2)
+               if np.any(kernel[:, :, oa % h, ob % w])]
+    G = np.zeros((c, h, w, c, h, w))
+    for a in range(h):
+        for b in range(w):
+            for oa, ob in offsets:
+                qa, qb = _boundary_index(a + oa, h, boundary), _boundary_index(b + ob, w, boundary)
+                if qa is not None and qb is not None:
+                    G[:, a, b, :, qa, qb] += kernel[:, :, oa % h, ob % w]
+    return G.reshape(c * h * w, c * h * w)
+
+
+def _boundary_index(q: int, n: int, boundary: str) -> int | None:
+    """Where padded position ``q`` reads from in ``0..n-1``; ``None`` for a zero-padded entry."""
+    if 0 <= q < n:
+        return q
+    if boundary == "circular":
+        return q % n
+    if boundary == "reflect":
+        return -q if q < 0 else 2 * (n - 1) - q
+    return None
+
+
+def padded_kernel_law(sampler, grid, mean, cov, shape, patch: int, boundary: str, start) -> GaussianLaw:
+    """Exact law of the optimal circular kernel applied with another boundary rule: ``mu_bar + K (y - mu_bar)``."""
+    (c, h, w), patch = check_geometry(shape, patch, boundary)
+    mu_bar, S = stationary_spectrum(mean, cov, (c, h, w))
+    centre = np.repeat(mu_bar, h * w)
+
+    def affine(sigma_value):
+        K = kernel_matrix(optimal_kernel(S.reshape(h * w, c, c), shape, patch, sigma_value), boundary)
+        return K, centre - K @ centre
+
+    return affine_law(sampler, grid, affine, start)
