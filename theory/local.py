@@ -88,7 +88,7 @@ def _derive(k: int = 2) -> tuple[sp.Matrix, sp.Matrix]:
 
 
 class OptimalPatchDenoiser(Result):
-    """Result 9: the MSE-optimal patch-linear denoiser, one normal-equation system per pixel.
+    """Result L1: the MSE-optimal patch-linear denoiser, one normal-equation system per pixel.
 
     .. math:: G_{i, N(i)} = \\Sigma_{i, N(i)} (\\Sigma_{N(i), N(i)} + \\sigma^2 I)^{-1}, \\quad b_i = \\mu_i - G_{i, N(i)} \\mu_{N(i)}
 

@@ -100,7 +100,7 @@ def wiener_gain(S: np.ndarray, sigma_value: float) -> np.ndarray:
 def optimal_kernel(S: np.ndarray, shape, patch: int, sigma_value: float) -> np.ndarray:
     """The optimal circular ``p x p`` kernel as an image ``k (c, c, h, w)``: ``D(y)[p] = sum_q k(q) y[p + q]``.
 
-    The normal equations of pixel 0 (Result 9) for the stationarized covariance, whose entries are
+    The normal equations of pixel 0 (Result L1) for the stationarized covariance, whose entries are
     ``r(p - q)``; every pixel gets the same kernel.
     """
     (c, h, w), patch = check_geometry(shape, patch, "circular")
@@ -164,7 +164,7 @@ def shift_average_is_fourier_diagonal(n: int = 3) -> bool:
 
 
 class EquivariantWienerLaw(Result):
-    """Result 10: the optimal circular equivariant linear denoiser and its generated law, per Fourier mode.
+    """Result L2: the optimal circular equivariant linear denoiser and its generated law, per Fourier mode.
 
     .. math:: \\hat D(\\omega) = S(\\omega) (S(\\omega) + \\sigma^2 I)^{-1}, \\quad S(\\omega) = \\sum_o \\bar r(o) e^{-i \\omega \\cdot o}
 
@@ -185,7 +185,7 @@ class EquivariantWienerLaw(Result):
                        "$\\bar r(o) = \\frac{1}{hw}\\sum_q \\mathrm{Cov}(x_{q + o}, x_q)$, diagonal in the unitary "
                        "Fourier basis with $c \\times c$ blocks $S(\\omega)$ (the diagonal of $F \\Sigma F^H$; "
                        "checked with sympy). With a $p \\times p$ support the optimal kernel solves the "
-                       "patch normal equations (Result 9) on $\\bar r$ and acts per mode by its transform "
+                       "patch normal equations (optimal patch-linear denoiser) on $\\bar r$ and acts per mode by its transform "
                        "$\\hat k(\\omega) = \\sum_o k(o) e^{i \\omega \\cdot o}$. Either way every sampler step acts "
                        "per mode, so the generated law is exactly a stationary Gaussian: mean $\\bar\\mu$ pushed "
                        "through the recursion at $\\omega = 0$, power spectrum $S(\\omega)$ passed through the "

@@ -74,7 +74,7 @@ def patch_distances(images, train, shape, patch: int, boundary: str, *, equivari
 
 
 class PatchMemorizingMachines(Result):
-    """Result 11: LS and ELS machines; as sigma -> 0 every output pixel is a local copy.
+    """Result L3: LS and ELS machines; as sigma -> 0 every output pixel is a local copy.
 
     .. math:: D_i(y) = \\frac{\\sum_a e^{-\\|y_{N(i)} - t_a\\|^2 / 2\\sigma^2} t_a[i]}{\\sum_a e^{-\\|y_{N(i)} - t_a\\|^2 / 2\\sigma^2}}
 

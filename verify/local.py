@@ -1,11 +1,11 @@
 """``python -m verify.local``: local and translation-equivariant denoisers, theory against Monte Carlo.
 
 Targets: scikit-learn's 8x8 digits (pixel values / 16) and a generated stationary Gaussian texture.
-Blocks: the optimal patch-linear denoiser on the digits (Result 9, full-matrix law); the optimal
-circular equivariant (FFT) denoiser on the digits (Result 10, law per Fourier mode: a stationary
+Blocks: the optimal patch-linear denoiser on the digits (Result L1, full-matrix law); the optimal
+circular equivariant (FFT) denoiser on the digits (Result L2, law per Fourier mode: a stationary
 Gaussian with the digits' shift-averaged spectrum); the optimal 3x3 kernel on the texture with
 circular padding (stationary output) and zero padding (not stationary); the LS/ELS machines and the
-global memorizer on a digit training set (Result 11). Each affine block gets an exact noise-free
+global memorizer on a digit training set (Result L3). Each affine block gets an exact noise-free
 probe and calibrated Gaussian-law checks.
 """
 from __future__ import annotations
@@ -81,7 +81,7 @@ def affine_block(name, cfg, grid, denoiser, predicted, dim, block: int):
 
 
 def linear_blocks(cfg, grid, mean, cov):
-    """Results 9 and 10 on the digits: patch-linear (full-matrix law) and circular FFT (per-mode law)."""
+    """Results L1 and L2 on the digits: patch-linear (full-matrix law) and circular FFT (per-mode law)."""
     shape, start = cfg.shape, prior_start(grid, np.zeros(64), np.eye(64))
     patch = PatchLinearDenoiser(mean, cov, shape, cfg.patch, cfg.boundary)
     predicted = patch_law(cfg.sampler, grid, mean, cov, shape, cfg.patch, cfg.boundary, start)
@@ -94,7 +94,7 @@ def linear_blocks(cfg, grid, mean, cov):
 
 
 def texture_blocks(cfg, grid):
-    """Result 10 with a 3x3 kernel on the texture: circular (stationary law) and zero padding (dense law)."""
+    """Result L2 with a 3x3 kernel on the texture: circular (stationary law) and zero padding (dense law)."""
     shape = (1, cfg.texture_size, cfg.texture_size)
     mean, cov = texture(cfg.texture_size)
     d = len(mean)

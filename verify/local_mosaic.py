@@ -1,4 +1,4 @@
-"""Checks of the patch-memorizing machines (Result 11) and of the global memorizer on the same set.
+"""Checks of the patch-memorizing machines (Result L3) and of the global memorizer on the same set.
 
 The machines run the Euler sampler on the VE grid, whose last step to sigma = 0 returns ``D(y)`` at
 ``sigma_min``: the state ``y`` before that step is what the theory's brute-force posterior sees.
