@@ -55,9 +55,10 @@ class PatchPosteriorDenoiser:
         sigma = validation.positive(sigma, "sigma")
         z = patches(y.reshape(len(y), *self.shape).to(torch.float64), self.patch, self.boundary)  # (n, hw, k)
         n, hw, k = z.shape
+        pools = [(atoms.to(z.device), log_prior.to(z.device)) for atoms, log_prior in self.pools]
         if self.equivariant:
-            posterior = posterior_mean(z.reshape(n * hw, k), *self.pools[0], sigma).reshape(n, hw, k)
+            posterior = posterior_mean(z.reshape(n * hw, k), *pools[0], sigma).reshape(n, hw, k)
         else:
-            posterior = torch.stack([posterior_mean(z[:, j], *pool, sigma) for j, pool in enumerate(self.pools)], 1)
+            posterior = torch.stack([posterior_mean(z[:, j], *pool, sigma) for j, pool in enumerate(pools)], 1)
         centre = posterior[:, :, self.centre].permute(0, 2, 1).reshape(n, -1)  # the centre value per channel
         return centre.to(y.dtype)

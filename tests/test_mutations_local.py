@@ -11,7 +11,7 @@ import theory.local_mosaic
 from verify import local
 from verify.check import Check
 
-FAST = ["--steps", "6", "--samples", "200", "--texture-size", "5", "--n-train", "10", "--mosaic-samples", "4",
+FAST = ["--steps", "6", "--samples", "200", "--texture-size", "5", "--n-train", "10", "--mosaic-samples", "8",
         "--mosaic-steps", "4"]
 
 

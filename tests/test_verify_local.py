@@ -6,7 +6,7 @@ import pytest
 from tests.cli import exit_code
 from verify import local
 
-FAST = ["--steps", "6", "--samples", "200", "--texture-size", "5", "--n-train", "10", "--mosaic-samples", "4",
+FAST = ["--steps", "6", "--samples", "200", "--texture-size", "5", "--n-train", "10", "--mosaic-samples", "8",
         "--mosaic-steps", "4"]
 
 
@@ -27,10 +27,10 @@ def test_negative_controls_fail(control, capsys):
 
 
 @pytest.mark.parametrize("argv", [["--patch", "2"], ["--patch", "9"], ["--boundary", "mirror"], ["--n-train", "1"],
-                                  ["--mosaic-steps", "1"], ["--texture-size", "2"], ["--steps", "0"],
+                                  ["--mosaic-steps", "1"], ["--mosaic-samples", "4"], ["--texture-size", "2"], ["--steps", "0"],
                                   ["--sampler", "exponential_vp"]],
                          ids=["even patch", "patch > image", "unknown boundary", "one training image",
-                              "one mosaic step", "texture too small", "zero steps", "sampler/schedule mismatch"])
+                              "one mosaic step", "too few mosaic samples", "texture too small", "zero steps", "sampler/schedule mismatch"])
 def test_bad_input_exits_2(argv, capsys):
     assert exit_code(local.main, FAST + argv) == 2
     assert "error" in capsys.readouterr().err

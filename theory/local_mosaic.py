@@ -96,8 +96,9 @@ class PatchMemorizingMachines(Result):
                        "finite $\\sigma$ the output pixel lies within $\\sum_a w_a |t_a[i] - t_{a^*}[i]|$ of the "
                        "centre of the most likely patch $a^*$. (ii) Limit $\\sigma \\to 0$: each output pixel is the "
                        "centre of the training patch nearest to its noisy patch (a local copy), so the output is "
-                       "assembled from training-patch centres chosen pixel by pixel and is, in general, a new "
-                       "image. (iii) Not implied: that every output patch is itself a training patch; the pixels "
+                       "assembled from training-patch centres chosen pixel by pixel; for patches small against the "
+                       "image it is in general a new image, while a covering circular patch makes LS the global "
+                       "memorizer of Result 8 (copies). (iii) Not implied: that every output patch is itself a training patch; the pixels "
                        "of a patch may copy the centres of different training patches (the measured fraction of "
                        "exact patch matches is reported, not claimed)."),
             assumptions=("equal weights on the training patches; Gaussian noise $y = x_0 + \\sigma n$",

@@ -11,6 +11,7 @@ probe and calibrated Gaussian-law checks.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -34,6 +35,7 @@ from verify.local_mosaic import mosaic_checks
 from verify.local_stationarity import stationarity_check, texture
 
 NEGATIVE_CONTROLS = ("global-wiener", "circular-for-zeros", "memorizer-novelty")
+PIXEL_VARIANCE_FLOOR = 1e-6  # 3 border pixels are 0 in all 1797 digits: keep the laws' spectra off the null-space check's edge
 STATISTICAL_FAMILIES = 6  # four Gaussian-law families, two stationarity tests; mosaic power checks apart
 
 
@@ -119,6 +121,9 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"n_train must be in 2..1797 (scikit-learn ships 1797 digits), got {cfg.n_train}")
     if cfg.patch % 2 == 0 or cfg.patch > 8:
         raise ValueError(f"patch must be odd and at most 8 (the digits are 8 x 8), got {cfg.patch}")
+    if math.comb(2 * cfg.mosaic_samples, cfg.mosaic_samples) * cfg.alpha <= 1:
+        raise ValueError(f"mosaic_samples {cfg.mosaic_samples} is too few: the image-level Fisher test cannot reach "
+                         f"p < alpha = {cfg.alpha:g} even for 0 copies against {cfg.mosaic_samples} (use >= 8 at 1e-3)")
     if cfg.texture_size < 3:
         raise ValueError(f"texture_size must be >= 3 (a 3 x 3 kernel), got {cfg.texture_size}")
 
@@ -131,6 +136,7 @@ def run(cfg: Config) -> dict:
     check_sampler_grid(cfg.sampler, grid)
     data = digits()
     mean, cov = TrainingSetLaw.moments(data)
+    cov = cov + PIXEL_VARIANCE_FLOOR * np.eye(len(mean))
     checks, images = linear_blocks(cfg, grid, mean, cov)
     more, texture_images = texture_blocks(cfg, grid)
     train = data[np.random.default_rng([cfg.seed, 3]).choice(len(data), cfg.n_train, replace=False)]

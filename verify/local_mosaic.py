@@ -66,29 +66,42 @@ def mosaic_check(name, x, baseline, train, cfg, equivariant, alpha) -> tuple[Che
                  f"Fisher one-sided p < {alpha:.3g} (power check)"), fraction
 
 
-def novelty_check(name, x, train, expect_copies: bool) -> Check:
-    """Image level: new images (copy rate 0) for LS/ELS, copies (copy rate 1) for the global memorizer."""
-    rate = metrics.creativity(x, train)["copy_rate"]
-    wanted = 1.0 if expect_copies else 0.0
-    claim = "copies: copy rate 1" if expect_copies else "new images: copy rate 0"
+def copy_count(x, train) -> int:
+    """Outputs within ``metrics.COPY_THRESHOLD`` training spacings of a training image."""
+    return int(round(metrics.creativity(x, train)["copy_rate"] * len(x)))
+
+
+def novelty_check(name, x, train, reference: int, alpha: float) -> Check:
+    """Image level: fewer copies than the global memorizer made (``reference`` of as many), Fisher one-sided."""
+    n, found = len(x), copy_count(x, train)
+    p_value = float(scipy_stats.fisher_exact([[found, n - found], [reference, n - reference]],
+                                             alternative="less").pvalue)
+    return Check(f"{name}: image level", p_value, p_value, p_value < alpha, "fewer copies than the global memorizer",
+                 f"copy rate {found / n:.3f} vs {reference / n:.3f}", f"Fisher one-sided p < {alpha:.3g} (power check)")
+
+
+def copies_check(name, x, train, claim_copies: bool) -> Check:
+    """The global memorizer copies (Result 8, limit sigma_min -> 0): copy rate 1; the negative control claims 0."""
+    rate = copy_count(x, train) / len(x)
+    wanted, claim = (1.0, "copies: copy rate 1") if claim_copies else (0.0, "new images: copy rate 0")
     return Check(f"{name}: image level", rate, None, rate == wanted, claim, f"copy rate {rate:.3f}",
                  f"copy: within {metrics.COPY_THRESHOLD:g} x the training spacing")
 
 
 def mosaic_checks(cfg, train, baseline, alpha) -> tuple[list[Check], dict]:
-    """LS and ELS machines (posterior, bound, patch copies, novelty) and the global memorizer (copies)."""
-    checks, images, fractions = [], {}, {}
+    """The global memorizer (copies), then the LS and ELS machines (posterior, bound, patch copies, novelty)."""
     d = train.shape[1]
+    memorizer = EmpiricalDenoiser(train)
+    y, sigma_min = last_state(memorizer, cfg, d)
+    images, fractions = {"memorizer": memorizer(torch.as_tensor(y), sigma_min).numpy()}, {}
+    novel_claim = cfg.negative_control == "memorizer-novelty"       # a novelty claim for it must fail
+    checks = [copies_check("global memorizer", images["memorizer"], train, claim_copies=not novel_claim)]
+    reference = copy_count(images["memorizer"], train)
     for name, equivariant in (("LS", False), ("ELS", True)):
         machine = PatchPosteriorDenoiser(train, cfg.shape, cfg.patch, cfg.boundary, equivariant=equivariant)
         y, sigma_min = last_state(machine, cfg, d)
         rows, x = posterior_checks(name, machine, y, sigma_min, train, cfg, equivariant)
         mosaic, fractions[name] = mosaic_check(name, x, baseline, train, cfg, equivariant, alpha)
-        checks += rows + [mosaic, novelty_check(name, x, train, expect_copies=False)]
+        checks += rows + [mosaic, novelty_check(name, x, train, reference, alpha)]
         images[name] = x
-    memorizer = EmpiricalDenoiser(train)
-    y, sigma_min = last_state(memorizer, cfg, d)
-    images["memorizer"] = memorizer(torch.as_tensor(y), sigma_min).numpy()
-    novel_claim = cfg.negative_control == "memorizer-novelty"       # a mosaic (novelty) claim for it must fail
-    checks.append(novelty_check("global memorizer", images["memorizer"], train, expect_copies=not novel_claim))
     return checks, {"images": images, "fractions": fractions}
