@@ -7,9 +7,8 @@ rule with torch's ``padding_mode`` names: ``zeros`` (padded entries are the cons
 
 * :class:`PatchLinearDenoiser` -- output pixel ``i`` is affine in its noisy patch; the weights solve
   the normal equations of the patch per pixel, ``Cov(x_i, z_i) = W_i Cov(z_i)``, ``z_i = P_i y``.
-* :class:`ConvolutionDenoiser` -- one kernel for every position (translation-equivariant): the
-  Wiener filter of the shift-averaged covariance, applied by FFT (``patch=None``), or the optimal
-  ``p x p`` kernel from the normal equations on the shift-averaged autocovariance.
+* :class:`LocalLinearDenoiser` -- the shared application ``D(y) = m + W . patch(y - m)``; the
+  translation-equivariant ones (one kernel everywhere, FFT) are in ``numerics/local_equivariant.py``.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Translation-equivariant (convolutional) linear denoisers from the shift-averaged covariance.
 
 Shift-averaging ``x -> roll(x, s)`` over all ``h w`` circular shifts ``s`` turns the target into a
-stationary one with autocovariance ``r(o)[c1, c2] = mean_q Cov(x[c1, q + o], x[c2, q])`` (indices
-mod ``(h, w)``) and constant per-channel mean. The optimal equivariant denoiser is optimal for it.
+stationary one (the mixture of the shifted copies) with constant per-channel mean ``mu_bar`` and
+autocovariance ``r(o)[c1, c2] = mean_q E (x[c1, q + o] - mu_bar) (x[c2, q] - mu_bar)`` (indices mod ``(h, w)``). The optimal equivariant denoiser is optimal for it.
 """
 from __future__ import annotations
 
@@ -16,14 +16,21 @@ from numerics.local import LocalLinearDenoiser, image_shape, normal_equations, p
 
 
 def shift_average(mean, cov, shape) -> tuple[np.ndarray, np.ndarray]:
-    """``(mu_bar (c,), r (h, w, c, c))``: per-channel mean and circular autocovariance of the shift-averaged target."""
+    """``(mu_bar (c,), r (h, w, c, c))``: per-channel mean and circular autocovariance of the shift-averaged target.
+
+    The shift average is a mixture of shifted copies: its covariance is the shift average of the second
+    moment about ``mu_bar``, ``Sigma + (mu - mu_bar)(mu - mu_bar)^T``.
+    """
     c, h, w = image_shape(shape)
     mean = validation.mean_vector(mean, dim=c * h * w)
     cov = validation.covariance(cov, dim=len(mean))
+    mu_bar = mean.reshape(c, h * w).mean(axis=1)
+    spread = mean - np.repeat(mu_bar, h * w)                               # a non-constant mean varies over shifts
+    cov = cov + np.outer(spread, spread)                                   # second moment about mu_bar
     T = cov.reshape(c, h, w, c, h, w).transpose(1, 2, 4, 5, 0, 3)        # (p1, p2, q1, q2, c1, c2)
     a, b, u, v = np.meshgrid(np.arange(h), np.arange(w), np.arange(h), np.arange(w), indexing="ij")
     r = T[(u + a) % h, (v + b) % w, u, v].mean(axis=(2, 3))             # average over positions q
-    return mean.reshape(c, h * w).mean(axis=1), r
+    return mu_bar, r
 
 
 def spectrum(r: np.ndarray) -> np.ndarray:

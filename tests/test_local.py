@@ -84,6 +84,20 @@ def test_circular_denoisers_commute_with_shifts(target, sigma_value, seed, data)
         assert torch.max(torch.abs(D(roll(y), sigma_value) - roll(D(y, sigma_value)))) <= 1e-12 * max(1, y.abs().max())
 
 
+@given(image_targets(), sigmas, seeds)
+def test_fft_denoiser_is_the_wiener_filter_of_the_shift_mixture(target, sigma_value, seed):
+    shape, mean, cov = target
+    c, h, w = shape
+    index = np.arange(c * h * w).reshape(c, h, w)
+    shifts = [np.roll(index, (a, b), axis=(1, 2)).ravel() for a in range(h) for b in range(w)]
+    second = cov + np.outer(mean, mean)
+    mixture_mean = sum(mean[s] for s in shifts) / len(shifts)
+    mixture_cov = sum(second[np.ix_(s, s)] for s in shifts) / len(shifts) - np.outer(mixture_mean, mixture_mean)
+    y = noisy(shape, seed)
+    assert close(FourierWienerDenoiser(mean, cov, shape)(y, sigma_value),
+                 WienerDenoiser(mixture_mean, 0.5 * (mixture_cov + mixture_cov.T))(y, sigma_value), 1e-8)
+
+
 @given(image_targets(), sampler_grids(max_steps=6), st.data())
 def test_fourier_law_equals_the_dense_recursion(target, sampler_grid, data):
     shape, mean, cov = target
@@ -176,6 +190,44 @@ def test_denoiser_input_width_is_checked():
 
 
 def test_results_state_their_formulas():
-    for result in (OptimalPatchDenoiser(), EquivariantWienerLaw(), PatchMemorizingMachines()):
+    from theory.local_polynomial import PatchPolynomialDenoiser as PolynomialResult
+
+    for result in (OptimalPatchDenoiser(), EquivariantWienerLaw(), PatchMemorizingMachines(), PolynomialResult()):
         text = result.latex()
         assert result.name in text and "\\begin{equation}" in text and "False" not in text
+
+
+@given(image_training_sets(max_n=4), st.sampled_from((1, 2)), sigmas, seeds)
+def test_patch_polynomial_numerics_equal_the_moment_formula(case, degree, sigma_value, seed):
+    from numerics.local_polynomial import PatchPolynomialDenoiser
+    from theory.local_polynomial import polynomial_denoise
+
+    shape, train = case
+    shape, train = (1, *shape[1:]), train[:, :shape[1] * shape[2]]
+    patch = 3 if min(shape[1:]) >= 3 and degree == 1 else 1    # keep the degree-2 monomial count small
+    y = noisy(shape, seed)
+    out = PatchPolynomialDenoiser(train, shape, patch, degree)(y, sigma_value).numpy()
+    assert close(out, polynomial_denoise(y.numpy(), train, shape, patch, degree, sigma_value), 1e-7)
+
+
+@given(image_training_sets(max_n=4), sigmas, seeds)
+def test_degree_one_patch_polynomial_is_the_optimal_kernel(case, sigma_value, seed):
+    from numerics.local_polynomial import PatchPolynomialDenoiser
+
+    shape, train = case
+    if min(shape[1:]) < 3:
+        return
+    mean = train.mean(axis=0)
+    cov = (train - mean).T @ (train - mean) / len(train)
+    y = noisy(shape, seed)
+    kernel = KernelDenoiser(mean, cov, shape, 3, "circular")(y, sigma_value)
+    assert close(PatchPolynomialDenoiser(train, shape, 3, 1)(y, sigma_value), kernel, 1e-7)
+
+
+def test_patch_polynomial_refuses_degree_zero_and_even_patches():
+    from numerics.local_polynomial import PatchPolynomialDenoiser
+
+    with pytest.raises(ValueError, match="degree"):
+        PatchPolynomialDenoiser(np.zeros((2, 16)), (1, 4, 4), 3, 0)
+    with pytest.raises(ValueError, match="patch"):
+        PatchPolynomialDenoiser(np.zeros((2, 16)), (1, 4, 4), 2, 1)

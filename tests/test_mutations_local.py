@@ -8,6 +8,7 @@ import pytest
 import theory.local
 import theory.local_fourier
 import theory.local_mosaic
+import theory.local_polynomial
 from verify import local
 from verify.check import Check
 
@@ -50,6 +51,21 @@ def _patches_reflected(original):
     return lambda images, shape, patch, boundary: original(images, shape, patch, "reflect")
 
 
+def _noise_weights_sigma_not_squared(original):
+    return lambda total, sigma_value: original(total, np.sqrt(sigma_value))
+
+
+def _moments_zero_padded(original):
+    def mutated(train, shape, patch, order):
+        saved = theory.local_polynomial.image_patches
+        theory.local_polynomial.image_patches = lambda t, s, p, b: saved(t, s, p, "zeros")
+        try:
+            return original(train, shape, patch, order)
+        finally:
+            theory.local_polynomial.image_patches = saved
+    return mutated
+
+
 MUTATIONS = [
     ("patch gain without sigma^2", theory.local, "patch_gain", _no_noise_term, "patch 3x3 zeros: exact probe: covariance"),
     ("patch neighbourhood wrapped", theory.local, "neighbourhoods", _wrapped_window,
@@ -66,6 +82,10 @@ MUTATIONS = [
      "LS: output = posterior mean"),
     ("training patches reflected", theory.local_mosaic, "image_patches", _patches_reflected,
      "LS: output = posterior mean"),
+    ("polynomial noise weights with sigma", theory.local_polynomial, "_gaussian_weights",
+     _noise_weights_sigma_not_squared, "patch polynomial k=2 (3x3 circular): output = moment formula"),
+    ("polynomial moments of zero-padded patches", theory.local_polynomial, "patch_moments", _moments_zero_padded,
+     "patch polynomial k=2 (3x3 circular): output = moment formula"),
 ]
 
 

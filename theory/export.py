@@ -10,7 +10,8 @@
  'Optimal polynomial denoiser of degree 3', 'Moment equivalence of polynomial denoisers',
  'Small-noise expansion of the degree-2 polynomial denoiser', 'Exact 1-D law of the polynomial-denoiser flow',
  'Finite-step sampler output with a polynomial denoiser', 'Optimal patch-linear denoiser',
- 'Circular translation-equivariant linear denoiser', 'Patch-memorizing machines (LS and ELS)']
+ 'Circular translation-equivariant linear denoiser', 'Patch-memorizing machines (LS and ELS)',
+ 'Equivariant patch polynomial denoiser']
 >>> slug("Continuous-time law of the linear denoiser")
 'continuous-time-law-of-the-linear-denoiser'
 """
@@ -34,12 +35,14 @@ from theory.linear import ContinuousFlowLaw, OptimalAffineDenoiser, TrainingSetL
 from theory.local import OptimalPatchDenoiser
 from theory.local_fourier import EquivariantWienerLaw
 from theory.local_mosaic import PatchMemorizingMachines
+from theory.local_polynomial import PatchPolynomialDenoiser
 from theory.result import Result
 
 RESULT_CLASSES = (OptimalAffineDenoiser, ContinuousFlowLaw, FiniteStepLaw, TrainingSetLaw,
                   RankRestrictedDenoiser, RankLaw, FixedEncoderLaw, EmpiricalDenoiser,
                   OptimalPolynomialDenoiser, MomentEquivalence, SmallNoiseExpansion, PolynomialFlowLaw,
-                  FiniteStepPolynomialLaw, OptimalPatchDenoiser, EquivariantWienerLaw, PatchMemorizingMachines)
+                  FiniteStepPolynomialLaw, OptimalPatchDenoiser, EquivariantWienerLaw, PatchMemorizingMachines,
+                  PatchPolynomialDenoiser)
 DOCUMENT = "results.tex"
 TITLE = "Laws of the samples of diffusion samplers with restricted denoisers"
 PREAMBLE = ("\\documentclass{article}", "\\usepackage{amsmath}", "\\usepackage{amssymb}", "\\usepackage{graphicx}",

@@ -1,9 +1,9 @@
 """Result: the translation-equivariant (circular convolution) linear denoiser and its law per Fourier mode.
 
 A denoiser that commutes with every circular shift ``P_s`` has ``E|D(y) - x|^2 = E|D(P_s y) - P_s x|^2``,
-so its risk depends on the target only through the shift average ``(1/hw) sum_s P_s Sigma P_s^T``: it is
-optimal for the stationarized target, whose covariance is diagonal (per channel block) in the
-unitary Fourier basis with blocks ``S(omega)``. Every step of every sampler then acts per mode.
+so its risk depends on the target only through the mixture of its ``h w`` circular shifts: it is
+optimal for that stationarized target, whose covariance ``(1/hw) sum_s P_s (Sigma + (mu - mu_bar)(mu - mu_bar)^T) P_s^T``
+is diagonal (per channel block) in the unitary Fourier basis with blocks ``S(omega)``. Every step of every sampler then acts per mode.
 """
 from __future__ import annotations
 
@@ -21,18 +21,22 @@ from theory.symbols import sigma
 
 
 def stationary_spectrum(mean, cov, shape) -> tuple[np.ndarray, np.ndarray]:
-    """``(mu_bar (c,), S (h, w, c, c))``: the diagonal blocks of ``F Sigma F^H`` (unitary 2-D DFT ``F``).
+    """``(mu_bar (c,), S (h, w, c, c))``: the diagonal blocks of ``F Sigma_bar F^H`` (unitary 2-D DFT ``F``).
 
-    .. math:: S(\\omega) = \\frac{1}{hw} \\sum_{p, q} e^{-i \\omega \\cdot (p - q)} \\Sigma_{p, q}
+    ``Sigma_bar = Sigma + (mu - mu_bar)(mu - mu_bar)^T`` is the second moment about the constant mean.
+
+    .. math:: S(\\omega) = \\frac{1}{hw} \\sum_{p, q} e^{-i \\omega \\cdot (p - q)} \\bar\\Sigma_{p, q}
     """
     c, h, w = shape
     mean = validation.mean_vector(mean, dim=c * h * w)
-    cov = validation.covariance(cov, dim=len(mean)).reshape(c, h, w, c, h, w)
+    mu_bar = mean.reshape(c, h * w).mean(axis=1)
+    spread = mean - np.repeat(mu_bar, h * w)          # the shifted copies' means spread around mu_bar
+    cov = (validation.covariance(cov, dim=len(mean)) + np.outer(spread, spread)).reshape(c, h, w, c, h, w)
     both = np.fft.ifft2(np.fft.fft2(cov, axes=(1, 2)), axes=(4, 5))  # F_p Sigma F_q^H up to 1/hw * hw
     k1, k2 = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     S = both[:, k1, k2][:, :, :, :, k1, k2]                              # keep omega_p == omega_q
     S = np.einsum("ahwbhw->hwab", S)
-    return mean.reshape(c, h * w).mean(axis=1), S
+    return mu_bar, S
 
 
 class Blocks:
@@ -181,8 +185,9 @@ class EquivariantWienerLaw(Result):
             name="Circular translation-equivariant linear denoiser",
             statement=("A linear denoiser that commutes with every circular shift has the same risk under the "
                        "target and under its shift average, so the optimal one is the Wiener filter of the "
-                       "stationarized target: per-channel mean $\\bar\\mu$ and autocovariance "
-                       "$\\bar r(o) = \\frac{1}{hw}\\sum_q \\mathrm{Cov}(x_{q + o}, x_q)$, diagonal in the unitary "
+                       "stationarized target (the mixture of all circular shifts): per-channel mean $\\bar\\mu$ and "
+                       "autocovariance $\\bar r(o) = \\frac{1}{hw}\\sum_q \\mathbb{E}(x_{q + o} - \\bar\\mu)"
+                       "(x_q - \\bar\\mu)^\\top$ (a non-constant mean adds its spread), diagonal in the unitary "
                        "Fourier basis with $c \\times c$ blocks $S(\\omega)$ (the diagonal of $F \\Sigma F^H$; "
                        "checked with sympy). With a $p \\times p$ support the optimal kernel solves the "
                        "patch normal equations (optimal patch-linear denoiser) on $\\bar r$ and acts per mode by its transform "

@@ -32,6 +32,7 @@ from theory.local_fourier import equivariant_law, padded_kernel_law
 from verify import report
 from verify.affine import monte_carlo, probe_checks
 from verify.local_mosaic import mosaic_checks
+from verify.local_polynomial import polynomial_checks
 from verify.local_stationarity import stationarity_check, texture
 
 NEGATIVE_CONTROLS = ("global-wiener", "circular-for-zeros", "memorizer-novelty")
@@ -56,6 +57,7 @@ class Config:
     n_train: int = 50
     mosaic_samples: int = 16
     mosaic_steps: int = 16
+    degree: int = 2
     negative_control: str | None = None
 
     @property
@@ -124,6 +126,9 @@ def validate(cfg: Config) -> None:
     if math.comb(2 * cfg.mosaic_samples, cfg.mosaic_samples) * cfg.alpha <= 1:
         raise ValueError(f"mosaic_samples {cfg.mosaic_samples} is too few: the image-level Fisher test cannot reach "
                          f"p < alpha = {cfg.alpha:g} even for 0 copies against {cfg.mosaic_samples} (use >= 8 at 1e-3)")
+    if cfg.degree > 3:
+        raise ValueError(f"degree must be <= 3 (the 3x3 patch has {math.comb(9 + cfg.degree, 9)} monomials at degree "
+                         f"{cfg.degree}; 220 at 3), got {cfg.degree}")
     if cfg.texture_size < 3:
         raise ValueError(f"texture_size must be >= 3 (a 3 x 3 kernel), got {cfg.texture_size}")
 
@@ -141,7 +146,7 @@ def run(cfg: Config) -> dict:
     more, texture_images = texture_blocks(cfg, grid)
     train = data[np.random.default_rng([cfg.seed, 3]).choice(len(data), cfg.n_train, replace=False)]
     mosaic, found = mosaic_checks(cfg, train, images["patch-linear"][:cfg.mosaic_samples], cfg.alpha)
-    checks += more + mosaic
+    checks += more + mosaic + polynomial_checks(cfg, train, images["patch-linear"][:4], cfg.seed)
     return {"passed": report.verdict(checks), "checks": checks, "config": asdict(cfg),
             "mosaic_fractions": found["fractions"], "seconds": time.perf_counter() - started,
             "images": {"training": train[:8], **{k: v[:8] for k, v in {**images, **texture_images,
@@ -165,6 +170,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--n-train", type=report.positive_int_arg, default=50, help="digits in the LS/ELS training set")
     p.add_argument("--mosaic-samples", type=report.positive_int_arg, default=16)
     p.add_argument("--mosaic-steps", type=report.positive_int_arg, default=16, help="Euler steps on VE (LS/ELS)")
+    p.add_argument("--degree", type=report.positive_int_arg, default=2, help="patch polynomial degree k (<= 3)")
     p.add_argument("--negative-control", choices=NEGATIVE_CONTROLS, default=None,
                    help="replace a prediction by a deliberately wrong one; the run must FAIL")
     p.add_argument("--json", metavar="PATH", help="write the full report as JSON")
