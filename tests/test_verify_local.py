@@ -27,10 +27,12 @@ def test_negative_controls_fail(control, capsys):
 
 
 @pytest.mark.parametrize("argv", [["--patch", "2"], ["--patch", "9"], ["--boundary", "mirror"], ["--n-train", "1"],
-                                  ["--mosaic-steps", "1"], ["--mosaic-samples", "4"], ["--texture-size", "2"], ["--steps", "0"],
+                                  ["--mosaic-steps", "1"], ["--mosaic-samples", "4"], ["--texture-size", "2"],
+                                  ["--samples", "50"], ["--degree", "4"], ["--steps", "0"],
                                   ["--sampler", "exponential_vp"]],
                          ids=["even patch", "patch > image", "unknown boundary", "one training image",
-                              "one mosaic step", "too few mosaic samples", "texture too small", "zero steps", "sampler/schedule mismatch"])
+                              "one mosaic step", "too few mosaic samples", "texture too small",
+                              "too few samples for the LRT", "degree 4", "zero steps", "sampler/schedule mismatch"])
 def test_bad_input_exits_2(argv, capsys):
     assert exit_code(local.main, FAST + argv) == 2
     assert "error" in capsys.readouterr().err

@@ -116,7 +116,14 @@ def texture_blocks(cfg, grid):
 
 
 def validate(cfg: Config) -> None:
-    """Bad input, before any work: the mosaic sampler needs at least 2 steps, the digits 2 <= n_train <= 1797."""
+    """Bad input, before any work: each flag against what the blocks need."""
+    largest = max(64, cfg.texture_size**2)
+    if cfg.samples < largest + 2:
+        raise ValueError(f"samples must be >= {largest + 2} (the covariance LRT needs d + 2 for d = {largest}), "
+                         f"got {cfg.samples}")
+    if cfg.mosaic_samples > cfg.samples:
+        raise ValueError(f"mosaic_samples must be <= samples (the Gaussian baseline), got {cfg.mosaic_samples} > "
+                         f"{cfg.samples}")
     if cfg.mosaic_steps < 2:
         raise ValueError(f"mosaic_steps must be >= 2 (the last step is D at sigma_min), got {cfg.mosaic_steps}")
     if not 2 <= cfg.n_train <= 1797:
