@@ -84,8 +84,8 @@ def test_circular_denoisers_commute_with_shifts(target, sigma_value, seed, data)
         assert torch.max(torch.abs(D(roll(y), sigma_value) - roll(D(y, sigma_value)))) <= 1e-12 * max(1, y.abs().max())
 
 
-@given(image_targets(), sigmas, seeds)
-def test_fft_denoiser_is_the_wiener_filter_of_the_shift_mixture(target, sigma_value, seed):
+@given(image_targets(), sigmas, seeds, st.data())
+def test_fft_and_kernel_denoisers_are_optimal_for_the_shift_mixture(target, sigma_value, seed, data):
     shape, mean, cov = target
     c, h, w = shape
     index = np.arange(c * h * w).reshape(c, h, w)
@@ -94,8 +94,12 @@ def test_fft_denoiser_is_the_wiener_filter_of_the_shift_mixture(target, sigma_va
     mixture_mean = sum(mean[s] for s in shifts) / len(shifts)
     mixture_cov = sum(second[np.ix_(s, s)] for s in shifts) / len(shifts) - np.outer(mixture_mean, mixture_mean)
     y = noisy(shape, seed)
+    mixture_cov = 0.5 * (mixture_cov + mixture_cov.T)
     assert close(FourierWienerDenoiser(mean, cov, shape)(y, sigma_value),
-                 WienerDenoiser(mixture_mean, 0.5 * (mixture_cov + mixture_cov.T))(y, sigma_value), 1e-8)
+                 WienerDenoiser(mixture_mean, mixture_cov)(y, sigma_value), 1e-8)
+    patch = data.draw(odd_patches(shape))                 # the p x p optimum of a stationary target is a kernel
+    assert close(KernelDenoiser(mean, cov, shape, patch)(y, sigma_value),
+                 PatchLinearDenoiser(mixture_mean, mixture_cov, shape, patch, "circular")(y, sigma_value), 1e-8)
 
 
 @given(image_targets(), sampler_grids(max_steps=6), st.data())
