@@ -63,3 +63,32 @@ def choice(value: str, name: str, allowed) -> str:
     if value not in allowed:
         raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(sorted(allowed))}")
     return value
+
+
+def device(value, name: str = "device") -> str:
+    """``cpu``, ``cuda`` or ``cuda:N`` (default: ``cuda`` when a GPU is visible, else ``cpu``), checked available."""
+    import torch
+
+    if value is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not isinstance(value, (str, torch.device)):
+        raise TypeError(f"{name} must be a string such as 'cpu' or 'cuda', got {type(value).__name__}")
+    text = str(value)
+    kind, _, index = text.partition(":")
+    if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
+        raise ValueError(f"unknown {name} {text!r}; allowed: cpu, cuda, cuda:N")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name} {text!r}: no CUDA device visible; use {name} cpu")
+        if index and int(index) >= torch.cuda.device_count():
+            raise ValueError(f"{name} {text!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    return text
+
+
+def float_dtype(value, name: str = "dtype"):
+    """A floating torch dtype the samplers run in: float32 or float64."""
+    import torch
+
+    if value not in (torch.float32, torch.float64):
+        raise TypeError(f"{name} must be torch.float32 or torch.float64, got {value!r}")
+    return value
