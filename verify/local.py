@@ -29,14 +29,16 @@ from theory.linear import TrainingSetLaw
 from theory.linear_law import prior_start, wiener_law
 from theory.local import patch_law
 from theory.local_fourier import equivariant_law, padded_kernel_law
-from verify import report
-from verify.affine import monte_carlo, probe_checks
+from verify import arguments, report
+from verify.affine import add_output_arguments, header, monte_carlo, probe_checks
 from verify.local_mosaic import mosaic_checks
 from verify.local_polynomial import polynomial_checks
 from verify.local_stationarity import stationarity_check, texture
 
 NEGATIVE_CONTROLS = ("global-wiener", "circular-for-zeros", "memorizer-novelty")
 PIXEL_VARIANCE_FLOOR = 1e-6  # 3 border pixels are 0 in all 1797 digits: keep the laws' spectra off the null-space check's edge
+HEADER_KEYS = ("sampler", "schedule", "steps", "samples", "patch", "boundary", "texture_size", "n_train", "degree",
+               "dtype", "seed")
 STATISTICAL_FAMILIES = 6  # four Gaussian-law families, two stationarity tests; mosaic power checks apart
 
 
@@ -59,6 +61,11 @@ class Config:
     mosaic_steps: int = 16
     degree: int = 2
     negative_control: str | None = None
+    quiet: bool = False
+
+    def __post_init__(self):
+        validate(self)                                   # bad input is refused before any work
+        check_sampler_grid(self.sampler, SCHEDULES[self.schedule]().grid(self.steps))
 
     @property
     def shape(self):
@@ -78,9 +85,9 @@ def affine_block(name, cfg, grid, denoiser, predicted, dim, block: int):
     Block ``k`` draws its noise with seed ``seed + k``, so the blocks' samples are independent.
     """
     start = prior_start(grid, np.zeros(dim), np.eye(dim))
-    level = replace(cfg, alpha=cfg.alpha / STATISTICAL_FAMILIES, seed=cfg.seed + block)
     checks = probe_checks(denoiser, cfg.sampler, grid, start, predicted, cfg.device) if cfg.probe else []
-    statistical, x = monte_carlo(denoiser, level, grid, start, predicted)
+    statistical, x = monte_carlo(denoiser, replace(cfg, seed=cfg.seed + block), grid, start, predicted,
+                                 alpha=cfg.alpha / STATISTICAL_FAMILIES)
     return [replace(c, name=f"{name}: {c.name}") for c in checks + statistical], x
 
 
@@ -143,9 +150,7 @@ def validate(cfg: Config) -> None:
 def run(cfg: Config) -> dict:
     """Everything ``python -m verify.local`` does, as a report dictionary."""
     started = time.perf_counter()
-    validate(cfg)
     grid = SCHEDULES[cfg.schedule]().grid(cfg.steps)
-    check_sampler_grid(cfg.sampler, grid)
     data = digits()
     mean, cov = TrainingSetLaw.moments(data)
     cov = cov + PIXEL_VARIANCE_FLOOR * np.eye(len(mean))
@@ -166,7 +171,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=sorted(SCHEDULES), default="ve")
     p.add_argument("--steps", type=report.positive_int_arg, default=32, help="sampler steps (affine blocks)")
     p.add_argument("--samples", type=report.positive_int_arg, default=4000, help="Monte-Carlo samples per block")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=arguments.seed_arg, default=0)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float64")
     p.add_argument("--alpha", type=report.alpha_arg, default=1e-3, help="family-wise false-alarm rate")
@@ -180,23 +185,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--degree", type=report.positive_int_arg, default=2, help="patch polynomial degree k (<= 3)")
     p.add_argument("--negative-control", choices=NEGATIVE_CONTROLS, default=None,
                    help="replace a prediction by a deliberately wrong one; the run must FAIL")
-    p.add_argument("--json", metavar="PATH", help="write the full report as JSON")
-    p.add_argument("--plot", metavar="PATH", help="write a grid of sample images beside training images")
+    add_output_arguments(p, "a grid of sample images beside training digits")
     return p
 
 
 def summary(result: dict) -> str:
-    """Configuration, checks table, measured patch-copy fractions, verdict."""
-    cfg = result["config"]
-    settings = " ".join(f"{k}={cfg[k]}" for k in ("sampler", "schedule", "steps", "samples", "patch", "boundary",
-                                                   "texture_size", "n_train", "dtype", "seed"))
+    """After the header: the checks table and the measured patch-copy fractions."""
     fractions = ", ".join(f"{k} {v['mosaic_fraction']:.3f} (Gaussian baseline {v['baseline_fraction']:.3f})"
                           for k, v in result["mosaic_fractions"].items())
-    return "\n".join([f"verify.local: {settings}",
-                      f"family-wise false-alarm rate of the Monte-Carlo checks: {cfg['alpha']:g} "
-                      f"(split over {STATISTICAL_FAMILIES} families)", "", report.table(result["checks"]), "",
-                      f"fraction of output patches that are training patches (measured, not claimed): {fractions}",
-                      f"{'PASS' if result['passed'] else 'FAIL'} in {result['seconds']:.1f} s"])
+    return "\n".join([report.table(result["checks"]), "",
+                      f"fraction of output patches that are training patches (measured, not claimed): {fractions}"])
 
 
 def plot(path: str, result: dict, args) -> None:
@@ -221,7 +219,9 @@ def plot(path: str, result: dict, args) -> None:
 
 
 def main(argv=None) -> int:
-    return report.cli_main(parser().parse_args(argv), Config, run, summary, plot=plot, json_exclude=("images",))
+    return report.cli_main(parser().parse_args(argv), Config, run, summary, plot=plot, json_exclude=("images",),
+                           header=lambda cfg: header("verify.local", cfg, HEADER_KEYS)
+                           + f"(split over {STATISTICAL_FAMILIES} families; the mosaic and novelty rows are power checks)\n")
 
 
 if __name__ == "__main__":
