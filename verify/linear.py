@@ -68,9 +68,9 @@ def build(cfg: Config, grid, start: GaussianLaw, target, train, mean, cov):
     levels = grid.sigma[grid.sigma > 0]
     generator = torch.Generator().manual_seed(cfg.seed)
     if cfg.denoiser == "fitted":
-        denoiser = fit_affine(train, levels, cfg.copies, generator)
+        denoiser = fit_affine(train, levels, cfg.copies, generator, progress=not cfg.quiet)
     else:
-        denoiser = train_linear(train, levels, iterations=cfg.iterations, generator=generator)
+        denoiser = train_linear(train, levels, iterations=cfg.iterations, generator=generator, progress=not cfg.quiet)
     return denoiser, affine_law(cfg.sampler, grid, denoiser.affine, start)
 
 
