@@ -21,6 +21,7 @@ import numpy as np
 from numerics.local import BOUNDARIES
 from numerics.local_equivariant import FourierWienerDenoiser, KernelDenoiser
 from numerics.local import PatchLinearDenoiser
+from numerics.progress import bar
 from numerics.samplers import SAMPLERS
 from numerics.sampling import DTYPES
 from numerics.schedules import SCHEDULES
@@ -154,11 +155,16 @@ def run(cfg: Config) -> dict:
     data = digits()
     mean, cov = TrainingSetLaw.moments(data)
     cov = cov + PIXEL_VARIANCE_FLOOR * np.eye(len(mean))
+    progress = bar(4, "verify.local blocks", enabled=not cfg.quiet)        # digits, texture, LS/ELS, polynomial
     checks, images = linear_blocks(cfg, grid, mean, cov)
+    progress.update()
     more, texture_images = texture_blocks(cfg, grid)
+    progress.update()
     train = data[np.random.default_rng([cfg.seed, 3]).choice(len(data), cfg.n_train, replace=False)]
     mosaic, found = mosaic_checks(cfg, train, images["patch-linear"][:cfg.mosaic_samples], cfg.alpha)
+    progress.update()
     checks += more + mosaic + polynomial_checks(cfg, train, images["patch-linear"][:4], cfg.seed)
+    progress.close()
     return {"passed": report.verdict(checks), "checks": checks, "config": asdict(cfg),
             "mosaic_fractions": found["fractions"], "seconds": time.perf_counter() - started,
             "images": {"training": train[:8], **{k: v[:8] for k, v in {**images, **texture_images,
