@@ -13,7 +13,7 @@ import numpy as np
 import sympy as sp
 
 from numerics import validation
-from theory.finite_step import GaussianLaw, propagate
+from theory.finite_step import GaussianLaw, propagate, step_affine
 from theory.linear_law import affine_law
 from theory.local import check_geometry, neighbourhoods, patch_gain
 from theory.result import Result
@@ -63,6 +63,21 @@ class Blocks:
     @staticmethod
     def gram(Q):
         return Q @ np.conj(np.swapaxes(Q, 1, 2))
+
+    @staticmethod
+    def plus_identity(A, c: float):
+        """``A + c I`` in every block."""
+        A = np.array(A, dtype=complex, copy=True)
+        A[:, np.arange(A.shape[1]), np.arange(A.shape[1])] += c
+        return A
+
+    def advance(self, sampler, to_zero, coefficients, levels, m, C):
+        """One step of ``(m, C)`` per Fourier mode: ``m <- A m + c``, ``C <- A C A^H + Q Q^H``."""
+        A, c, Q = step_affine(coefficients, *levels, self)
+        C = self.congruence(A, C)
+        if Q is not None:                 # a float q means q I: q^2 on every block's diagonal
+            C = self.plus_identity(C, Q * Q) if isinstance(Q, float) else C + self.gram(Q)
+        return self.apply(A, m) + c, C
 
 
 @dataclass(frozen=True)
