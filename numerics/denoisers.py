@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from numerics.noise import randn_like
-from theory import validation
+from numerics import validation
 from theory.linear import OptimalAffineDenoiser, TrainingSetLaw
 
 

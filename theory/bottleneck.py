@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from theory import validation
+from numerics import validation
 from theory.finite_step import GaussianLaw
 from theory.linear_law import OPTIMAL, eigen_decomposition, prior_start, spectral_continuous_law, spectral_law
 from theory.result import Result

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from theory import validation
+from numerics import validation
 from theory.mixture import GaussianMixture, encoder
 from theory.result import Result
 

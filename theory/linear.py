@@ -10,7 +10,7 @@ from functools import cached_property
 import numpy as np
 import sympy as sp
 
-from theory import validation
+from numerics import validation
 from theory.result import Result
 from theory.symbols import lam, m0, mu, sigma, sigma_end, sigma_max, v0
 

@@ -14,7 +14,7 @@ from functools import cache
 
 import numpy as np
 
-from theory import validation
+from numerics import validation
 from theory.finite_step import Dense, Diagonal, GaussianLaw, propagate
 from theory.linear import ContinuousFlowLaw, OptimalAffineDenoiser
 from theory.steps import UPDATES

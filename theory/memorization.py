@@ -10,7 +10,7 @@ import numpy as np
 import sympy as sp
 from scipy.special import logsumexp
 
-from theory import validation
+from numerics import validation
 from theory.result import Result
 
 
