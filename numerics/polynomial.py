@@ -1,10 +1,9 @@
 """Polynomial denoisers ``D(x, sigma) -> x0_hat`` on ``(batch, d)`` tensors, evaluated in float64.
 
-* :class:`MomentPolynomialDenoiser`: the closed-form optimal 1-D degree-``k`` denoiser from the moments
-  ``m_0 .. m_2k`` (Result 9, :func:`theory.polynomial.coefficients`), any ``sigma > 0``.
-* :func:`fit_polynomial`: the same 1-D denoiser fitted from a discrete law itself (its atoms and weights),
-  the noise integrated exactly by Gauss--Hermite quadrature; moments are never formed. On the atoms'
-  moments it equals the former, the non-tautological route to moment equivalence (Result 10).
+* :func:`fit_polynomial`: the optimal 1-D degree-``k`` denoiser from its definition, least squares over a
+  discrete law (its atoms and weights) with the noise integrated exactly by Gauss--Hermite quadrature;
+  moments are never formed. :func:`gaussian_mixture_rule` turns a Gaussian mixture into such a law
+  without changing any moment the fit sees, so the mixture's optimum is fitted exactly too.
 * :func:`fit_multivariate`: the full polynomial of total degree ``<= k`` in ``d`` dimensions, the noise
   integrated by a tensor Gauss--Hermite rule (``d <= 3``) or, if ``copies`` is given, by noisy copies.
 * :func:`fit_random_features`: read-out ``A phi(x) + b`` on random features ``phi = (R u) ** k``, least
@@ -25,7 +24,6 @@ from numpy.polynomial import hermite_e
 from numerics.denoisers import check_width, level
 from numerics.noise import randn_like
 from numerics import validation
-from theory.polynomial import coefficients
 
 MAX_TENSOR_DIM = 3     # a tensor Gauss-Hermite rule has q^d nodes per atom: d <= 3 keeps it small
 WEIGHT_ATOL = 1e-8     # weights of a quadrature / empirical law sum to 1 up to round-off
@@ -131,22 +129,6 @@ class Polynomial1D(TabulatedDenoiser):
         return _horner(coef, (y - center) / scale)
 
 
-class MomentPolynomialDenoiser(Polynomial1D):
-    """The optimal degree-``k`` 1-D denoiser from ``moments = (m_0, .., m_2k)``; coefficients cached per sigma."""
-
-    def __init__(self, moments, degree: int):
-        self.degree = _degree(degree)
-        self.moments = validation.finite_array(moments, "moments", ndim=1)
-        super().__init__({})
-        self.parameters(1.0)  # refuse bad moments now, not at the first call
-
-    def parameters(self, sigma):
-        key = validation.positive(sigma, "sigma")
-        if key not in self.table:
-            self.table[key] = (0.0, 1.0, coefficients(self.moments, key, self.degree))
-        return self.table[key]
-
-
 # ----------------------------------------------------------------------------- 1-D fit from atoms
 def fit_polynomial(atoms, weights, sigmas, degree: int, *, quadrature_points=None) -> Polynomial1D:
     """Degree-``k`` least squares from the atoms, ``min sum_i w_i sum_q h_q (D(a_i + sigma t_q) - a_i)^2``.
@@ -167,6 +149,22 @@ def fit_polynomial(atoms, weights, sigmas, degree: int, *, quadrature_points=Non
         coef = hermite_e.herme2poly(d)
         table[sigma] = (center, scale, np.pad(coef, (0, k + 1 - coef.shape[0])))
     return Polynomial1D(table)
+
+
+def gaussian_mixture_rule(weights, means, stds, points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Atoms ``mu_c + s_c t_q`` and weights ``w_c h_q`` of the 1-D mixture ``sum_c w_c N(mu_c, s_c^2)``.
+
+    Each component's ``points``-point Gauss--Hermite rule integrates polynomials of degree ``<= 2 points - 1``
+    exactly, so the discrete law has the mixture's moments through that order: with ``points >= k + 1``
+    the degree-``k`` least squares of :func:`fit_polynomial` on it is the mixture's own optimum.
+    """
+    w = validation.finite_array(weights, "weights", ndim=1)
+    mu = validation.finite_array(means, "means", ndim=1)
+    s = validation.finite_array(stds, "stds", ndim=1)
+    if not (w.shape == mu.shape == s.shape) or np.any(s < 0) or np.any(w < 0) or abs(w.sum() - 1) > WEIGHT_ATOL:
+        raise ValueError("weights, means, stds must have one entry per component, stds >= 0, weights >= 0 summing to 1")
+    t, h = _gauss_hermite(validation.positive_int(points, "points"))
+    return (mu[:, None] + s[:, None] * t[None, :]).ravel(), np.outer(w, h).ravel()
 
 
 # ----------------------------------------------------------------------------- multivariate

@@ -20,16 +20,16 @@ import numpy as np
 import torch
 from scipy import stats as scipy_stats
 
-from numerics.polynomial import MomentPolynomialDenoiser, fit_multivariate, fit_polynomial
+from numerics.polynomial import fit_multivariate, fit_polynomial, gaussian_mixture_rule
 from numerics.samplers import SAMPLERS
 from numerics.sampling import DTYPES, sample
 from numerics.schedules import VESchedule
 from numerics import validation
-from theory.polynomial import empirical_moments, gauss_quadrature
-from theory.polynomial_law import generated_law
+from theory import polynomial as result9, polynomial_law as result12
 from verify import report
 from verify.affine import SamplingConfig
 from verify.check import Check
+from verify.polynomial_checks import coefficient_check, finite_step_check, probe_check, small_noise_check
 from verify.targets import random_rotation
 
 NEGATIVE_CONTROLS = ("wrong-degree", "short-surrogate")
@@ -83,11 +83,11 @@ def law_checks(x: np.ndarray, law, alpha: float) -> list[Check]:
 def equivalence_check(cfg: Config, grid, rng) -> Check:
     """Sampler outputs with a denoiser fitted on a training set vs on its (k+1)-point Gauss quadrature."""
     train = mixture_sample(cfg.n_train, rng)
-    moments = empirical_moments(train, order=2 * cfg.degree + 1)
+    moments = result9.empirical_moments(train, order=2 * cfg.degree + 1)
     if cfg.negative_control == "short-surrogate":  # matches m_0 .. m_{2k-1} only
         moments = moments.copy()
         moments[2 * cfg.degree] *= 1.05
-    nodes, weights = gauss_quadrature(moments, cfg.degree + 1)
+    nodes, weights = result9.gauss_quadrature(moments, cfg.degree + 1)
     levels = grid.sigma[grid.sigma > 0]
     p_fit = fit_polynomial(train[:, None], np.full(len(train), 1 / len(train)), levels, cfg.degree)
     q_fit = fit_polynomial(nodes[:, None], weights, levels, cfg.degree)
@@ -112,12 +112,12 @@ def product_atoms(cfg: Config, rng, rotation):
     coords, rules = [], []
     for axis in range(d):
         points = mixture_sample(PER_COORDINATE[d], rng)
-        moments = empirical_moments(points, order=2 * k + 1)
+        moments = result9.empirical_moments(points, order=2 * k + 1)
         if cfg.negative_control == "short-surrogate" and axis == 0:
             moments = moments.copy()
             moments[2 * k] *= 1.05  # this coordinate's rule now matches m_0 .. m_{2k-1} only
         coords.append(points)
-        rules.append(gauss_quadrature(moments, k + 1))
+        rules.append(result9.gauss_quadrature(moments, k + 1))
     p_atoms = np.array(list(itertools.product(*coords))) @ rotation.T
     q_atoms = np.array(list(itertools.product(*[nodes for nodes, _ in rules]))) @ rotation.T
     q_weights = np.prod(np.array(list(itertools.product(*[w for _, w in rules]))), axis=1)
@@ -163,12 +163,21 @@ def run(cfg: Config) -> dict:
     degree = validation.positive_int(cfg.degree + 1, "degree + 1") - 1
     grid = VESchedule().grid(cfg.steps, final_zero=False)
     moments = mixture_moments(2 * degree + 2)
-    denoiser = MomentPolynomialDenoiser(moments, degree)
+    atoms, weights = gaussian_mixture_rule(WEIGHTS, MEANS, STDS, degree + 2)  # moments exact to 2k + 3
+
+    def fitter(sigmas):  # the numerics side: least squares on the mixture's exact discretization
+        return fit_polynomial(atoms, weights, sigmas, degree)
+    denoiser = fitter(grid.sigma)
     claimed = (degree - 1 if degree >= 1 else 1) if cfg.negative_control == "wrong-degree" else degree
-    law = generated_law(mixture_moments(2 * claimed + 2), claimed, grid.sigma[0], grid.sigma[-1], z_range=Z_RANGE)
+    law = result12.generated_law(mixture_moments(2 * claimed + 2), claimed, grid.sigma[0], grid.sigma[-1], z_range=Z_RANGE)
     x = sample(denoiser, cfg.sampler, grid, np.zeros(1), grid.prior_std**2 * np.eye(1), cfg.samples,
                seed=cfg.seed, device=cfg.device, dtype=DTYPES[cfg.dtype]).numpy()[:, 0]
-    checks = law_checks(x, law, cfg.alpha) + [equivalence_check(cfg, grid, np.random.default_rng([cfg.seed, 6]))]
+    checks = law_checks(x, law, cfg.alpha) + [equivalence_check(cfg, grid, np.random.default_rng([cfg.seed, 6])),
+                                              coefficient_check(denoiser, moments, degree, grid.sigma),
+                                              probe_check(fitter, moments, degree, cfg.sampler, cfg.steps),
+                                              finite_step_check(fitter, moments, degree)]
+    if degree >= 1:  # Result 11 expands D around the identity, which degree 0 cannot represent
+        checks.append(small_noise_check(atoms, weights, moments, degree))
     return {"passed": report.verdict(checks), "checks": checks, "config": asdict(cfg), "samples": x,
             "law": {"x": law.x, "density": law.density}}
 
