@@ -175,8 +175,11 @@ def monomial_exponents(dim: int, degree: int) -> list[tuple[int, ...]]:
 
 def _monomials(u: torch.Tensor, combos) -> torch.Tensor:
     """``(N, F)`` features ``prod_{i in c} u_i`` for each index tuple ``c`` (the empty tuple gives 1)."""
-    ones = torch.ones(u.shape[0], dtype=u.dtype, device=u.device)
-    return torch.stack([u[:, list(c)].prod(dim=1) if c else ones for c in combos], dim=1)
+    cache = {(): torch.ones(u.shape[0], dtype=u.dtype, device=u.device)}
+    for c in combos:  # sorted by length: each monomial is a shorter one times one coordinate
+        if c not in cache:
+            cache[c] = cache[c[:-1]] * u[:, c[-1]]
+    return torch.stack([cache[c] for c in combos], dim=1)
 
 
 class MultivariatePolynomial(TabulatedDenoiser):
@@ -191,40 +194,62 @@ class MultivariatePolynomial(TabulatedDenoiser):
         return _monomials((y - center) / scale, self.combos) @ coef
 
 
-def _noise_rule(n, d, k, quadrature_points, copies, generator):
-    """Noise nodes ``(n or 1, Q, d)`` and weights ``(Q,)``: tensor Gauss--Hermite, or ``copies`` normal draws."""
+def _noise_rule(n, d, k, quadrature_points, copies, generator, noise_nodes=None):
+    """Noise nodes ``(n or 1, Q, d)`` and weights ``(Q,)``: tensor Gauss--Hermite, ``copies`` normal draws per
+    atom, or ``noise_nodes`` (``(Q, d)``, equal weights) shared by every atom."""
+    if noise_nodes is not None:
+        nodes = validation.finite_array(noise_nodes, "noise_nodes", ndim=2)
+        if nodes.shape[1] != d or nodes.shape[0] == 0:
+            raise ValueError(f"noise_nodes must have shape (Q, {d}) with Q >= 1, got {nodes.shape}")
+        return nodes[None], np.full(nodes.shape[0], 1.0 / nodes.shape[0])
     if copies is not None:
         copies = validation.positive_int(copies, "copies")
         noise = randn_like(torch.empty(n, copies, d, dtype=torch.float64), generator).numpy()
         return noise, np.full(copies, 1.0 / copies)
     if d > MAX_TENSOR_DIM:
         raise ValueError(f"atoms have dimension {d} > {MAX_TENSOR_DIM}: the tensor Gauss-Hermite rule is too "
-                         "large; pass copies (and a generator) to integrate the noise by noisy copies")
+                         "large; pass copies (and a generator) or noise_nodes to integrate the noise")
     t, h = _gauss_hermite(_quadrature_points(quadrature_points, k))
     nodes = np.array(list(itertools.product(t, repeat=d)))
     return nodes[None], np.prod(np.array(list(itertools.product(h, repeat=d))), axis=1)
 
 
-def fit_multivariate(atoms, weights, sigmas, degree: int, *, quadrature_points=None, copies=None,
-                     generator=None) -> MultivariatePolynomial:
-    """Least squares over all monomials of total degree ``<= k`` of ``u = (y - mean) / std(y)`` per coordinate.
-
-    The noise is integrated exactly by a tensor Gauss--Hermite rule for ``d <= 3`` (``q^d`` nodes,
-    ``q = 2k + 2`` by default); with ``copies`` it uses that many standard-normal draws per atom instead.
-    """
-    a, w = _law(atoms, weights)
-    k, levels = _degree(degree), _levels(sigmas)
+def _fit_table(features, a, w, levels, noise, h) -> dict:
+    """Per sigma: ``(center, scale, coef)`` minimizing ``sum_i w_i sum_q h_q |features(u_iq) coef - a_i|^2``,
+    ``u = (a_i + sigma noise_q - center) / scale`` with the mean and ``sqrt(var + sigma^2)`` of the law."""
     n, d = a.shape
-    noise, h = _noise_rule(n, d, k, quadrature_points, copies, generator)
-    combos, root = monomial_exponents(d, k), np.sqrt(np.outer(w, h)).ravel()
-    target = np.repeat(a, h.shape[0], axis=0)
-    table = {}
+    root, target, table = np.sqrt(np.outer(w, h)).ravel(), np.repeat(a, h.shape[0], axis=0), {}
     for sigma in levels:
         center, scale = _scaling(a, w, sigma)
         u = ((a[:, None, :] + sigma * noise).reshape(-1, d) - center) / scale
-        coef = _lstsq(_monomials(torch.from_numpy(u), combos).numpy(), target, root)
-        table[sigma] = (center, scale, coef)
-    return MultivariatePolynomial(table, d, k)
+        table[sigma] = (center, scale, _normal_solve(features(torch.from_numpy(u)).numpy(), target, root**2))
+    return table
+
+
+def _normal_solve(design: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted least squares by its normal equations ``(F^T W F) c = F^T W t``, diagonally equilibrated and
+    solved by ``lstsq`` (minimum norm if singular): F has few columns and many rows, so this is the fast way."""
+    weighted = design * weights[:, None]
+    gram, rhs = weighted.T @ design, weighted.T @ target
+    scale = 1.0 / np.sqrt(np.maximum(np.diag(gram), np.finfo(float).tiny))
+    return scale[:, None] * np.linalg.lstsq(gram * np.outer(scale, scale), scale[:, None] * rhs, rcond=None)[0]
+
+
+def fit_multivariate(atoms, weights, sigmas, degree: int, *, quadrature_points=None, copies=None,
+                     generator=None, noise_nodes=None) -> MultivariatePolynomial:
+    """Least squares over all monomials of total degree ``<= k`` of ``u = (y - mean) / std(y)`` per coordinate.
+
+    The noise is integrated exactly by a tensor Gauss--Hermite rule for ``d <= 3`` (``q^d`` nodes,
+    ``q = 2k + 2`` by default); with ``copies`` it uses that many standard-normal draws per atom instead;
+    with ``noise_nodes`` one fixed set of nodes for every atom (the fit is then the exact optimum for that
+    empirical noise law, and still sees the atoms only through their mixed moments of order ``<= 2k``).
+    """
+    a, w = _law(atoms, weights)
+    k, levels = _degree(degree), _levels(sigmas)
+    noise, h = _noise_rule(a.shape[0], a.shape[1], k, quadrature_points, copies, generator, noise_nodes)
+    combos = monomial_exponents(a.shape[1], k)
+    return MultivariatePolynomial(_fit_table(lambda u: _monomials(u, combos), a, w, levels, noise, h),
+                                  a.shape[1], k)
 
 
 # ----------------------------------------------------------------------------- random features
@@ -242,8 +267,12 @@ class RandomFeatureDenoiser(TabulatedDenoiser):
 
     def features(self, y: torch.Tensor, center, scale) -> torch.Tensor:
         u = (y - torch.as_tensor(center, device=y.device)) / torch.as_tensor(scale, device=y.device)
-        z = u @ torch.as_tensor(self.R, device=y.device).T
-        ones = torch.ones(y.shape[0], 1, dtype=y.dtype, device=y.device)
+        return self.powers_of(u)
+
+    def powers_of(self, u: torch.Tensor) -> torch.Tensor:
+        """``[(R u)^j for j in powers, 1]`` of the normalized input ``u``."""
+        z = u @ torch.as_tensor(self.R, device=u.device).T
+        ones = torch.ones(u.shape[0], 1, dtype=u.dtype, device=u.device)
         return torch.cat([z**j for j in self.powers] + [ones], dim=1)
 
     def _apply(self, y, params):
@@ -264,7 +293,7 @@ def fit_random_features(train, sigmas, degree: int, m: int, copies: int, generat
     k, levels = _degree(degree), _levels(sigmas)
     m, copies = validation.positive_int(m, "m"), validation.positive_int(copies, "copies")
     n, d = train.shape
-    R = randn_like(torch.empty(m, d, dtype=torch.float64), generator).numpy() / math.sqrt(d)
+    R = random_projection(m, d, generator)
     x0 = torch.as_tensor(train).repeat(copies, 1)
     uniform = np.full(n, 1.0 / n)
     denoiser = RandomFeatureDenoiser({}, R, k, all_powers)
@@ -273,4 +302,25 @@ def fit_random_features(train, sigmas, degree: int, m: int, copies: int, generat
         y = x0 + sigma * randn_like(x0, generator)
         design = denoiser.features(y, center, scale).numpy()
         denoiser.table[sigma] = (center, scale, np.linalg.lstsq(design, x0.numpy(), rcond=None)[0])
+    return denoiser
+
+
+def random_projection(m: int, d: int, generator=None) -> np.ndarray:
+    """``R ~ N(0, 1/d)``, ``m x d``, from ``generator``."""
+    m, d = validation.positive_int(m, "m"), validation.positive_int(d, "d")
+    return randn_like(torch.empty(m, d, dtype=torch.float64), generator).numpy() / math.sqrt(d)
+
+
+def fit_random_features_law(atoms, weights, sigmas, degree: int, R, noise_nodes) -> RandomFeatureDenoiser:
+    """Random-feature read-out (all powers ``1..k`` of ``R u`` and a constant) on a discrete law, the noise
+    integrated by ``noise_nodes`` shared by every atom; normalization by the law's mean and variance (moments
+    of order <= 2, so a moment-matching surrogate gets the same one)."""
+    a, w = _law(atoms, weights)
+    R = validation.finite_array(R, "R", ndim=2)
+    if R.shape[1] != a.shape[1]:
+        raise ValueError(f"R must have shape (m, {a.shape[1]}), got {R.shape}")
+    k, levels = _degree(degree), _levels(sigmas)
+    noise, h = _noise_rule(a.shape[0], a.shape[1], k, None, None, None, noise_nodes)
+    denoiser = RandomFeatureDenoiser({}, R, k, all_powers=True)
+    denoiser.table.update(_fit_table(denoiser.powers_of, a, w, levels, noise, h))
     return denoiser

@@ -16,7 +16,7 @@ import pytest
 from verify import polynomial as cli
 
 FAST = ["--samples", "500"]
-ND = ["--samples", "300", "--steps", "32"]
+ND = ["--dim", "3", "--degree", "2", "--samples", "64", "--steps", "8", "--n-train", "150"]
 
 
 def wrong_gaussian_moment(original):
@@ -66,6 +66,10 @@ def symbolic_coefficients_scaled(original):
     return lambda self, moments, sigma_value: original(self, moments, sigma_value) * 1.001
 
 
+def cubature_one_order_short(original):
+    return lambda points, weights=None, order=4: original(points, weights, order - 1)
+
+
 MUTATIONS = [
     ("Result 9: E[n^4] = 2.7 in the normal equations", "theory.polynomial.gaussian_moment",
      wrong_gaussian_moment, FAST, "Result 9: coefficients vs least-squares fit"),
@@ -87,6 +91,8 @@ MUTATIONS = [
      variational_step_scaled, FAST, "exact density mass"),
     ("Result 13: finite-step denoisers at 1.01 sigma", "theory.polynomial_steps.coefficients",
      finite_step_coefficients_shifted, FAST, "Result 13: P_N(z) vs 3 Euler steps"),
+    ("Result 14: cubature of order 2k - 1", "theory.polynomial_nd.positive_cubature",
+     cubature_one_order_short, ND, "moment equivalence (total degree"),
 ]
 
 
@@ -109,7 +115,7 @@ def failing_checks(argv, capsys) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [FAST], ids=["1-D"])
+@pytest.mark.parametrize("argv", [FAST, ND], ids=["1-D", "3-D"])
 def test_clean_run_passes(argv, capsys):
     code, out = failing_checks(argv, capsys)
     assert code == 0, out

@@ -11,7 +11,6 @@ outputs from the same start noise must agree to float64 round-off.
 from __future__ import annotations
 
 import argparse
-import itertools
 import math
 import sys
 from dataclasses import asdict, dataclass
@@ -20,19 +19,18 @@ import numpy as np
 import torch
 from scipy import stats as scipy_stats
 
-from numerics.polynomial import fit_multivariate, fit_polynomial, gaussian_mixture_rule
+from numerics.polynomial import fit_polynomial, gaussian_mixture_rule
 from numerics.samplers import SAMPLERS
 from numerics.sampling import DTYPES, sample
 from numerics.schedules import VESchedule
 from numerics import validation
 from theory import polynomial as result9, polynomial_law as result12
-from verify import report
+from verify import polynomial_nd, report
 from verify.affine import SamplingConfig
 from verify.check import Check
 from verify.polynomial_checks import coefficient_check, finite_step_check, probe_check, small_noise_check
-from verify.targets import random_rotation
 
-NEGATIVE_CONTROLS = ("wrong-degree", "short-surrogate")
+NEGATIVE_CONTROLS = ("wrong-degree", "short-surrogate", "product-surrogate")
 MAX_DEGREE = 5
 EQUIVALENCE_RTOL = 1e-9   # float64 round-off through ~100 polynomial steps (measured ~1e-13)
 MASS_ATOL = 1e-5          # trapezoid in x on the 2001-point flow-map grid: O(h^2), ~4e-6 measured
@@ -49,6 +47,7 @@ class Config(SamplingConfig):
     samples: int = 4000
     n_train: int = 2000
     negative_control: str | None = None
+    features: int | None = None
 
 
 def mixture_moments(order: int) -> np.ndarray:
@@ -103,49 +102,10 @@ def equivalence_check(cfg: Config, grid, rng) -> Check:
                  f"<= {EQUIVALENCE_RTOL:g} x std")
 
 
-PER_COORDINATE = {2: 40, 3: 12}  # atoms per coordinate of the product target: n^d atoms in all
-
-
-def product_atoms(cfg: Config, rng, rotation):
-    """Atoms and weights of ``p`` (product of per-coordinate training sets) and of its product Gauss quadrature."""
-    k, d = cfg.degree, cfg.dim
-    coords, rules = [], []
-    for axis in range(d):
-        points = mixture_sample(PER_COORDINATE[d], rng)
-        moments = result9.empirical_moments(points, order=2 * k + 1)
-        if cfg.negative_control == "short-surrogate" and axis == 0:
-            moments = moments.copy()
-            moments[2 * k] *= 1.05  # this coordinate's rule now matches m_0 .. m_{2k-1} only
-        coords.append(points)
-        rules.append(result9.gauss_quadrature(moments, k + 1))
-    p_atoms = np.array(list(itertools.product(*coords))) @ rotation.T
-    q_atoms = np.array(list(itertools.product(*[nodes for nodes, _ in rules]))) @ rotation.T
-    q_weights = np.prod(np.array(list(itertools.product(*[w for _, w in rules]))), axis=1)
-    return p_atoms, np.full(len(p_atoms), 1 / len(p_atoms)), q_atoms, q_weights
-
-
 def run_multivariate(cfg: Config) -> dict:
-    """Product-quadrature equivalence in d = 2 or 3 (common rotation), and measured sample moments."""
-    if cfg.dim not in PER_COORDINATE:
-        raise ValueError(f"dim must be 1, 2 or 3 (exact tensor Gauss-Hermite noise integral), got {cfg.dim}")
-    rng = np.random.default_rng([cfg.seed, 8])
-    rotation = random_rotation(cfg.dim, rng)
-    p_atoms, p_weights, q_atoms, q_weights = product_atoms(cfg, rng, rotation)
+    """Moment equivalence on a non-product target in ``d >= 2`` (see :mod:`verify.polynomial_nd`)."""
     grid = VESchedule().grid(cfg.steps, final_zero=False)
-    levels = grid.sigma[grid.sigma > 0]
-    p_fit = fit_multivariate(p_atoms, p_weights, levels, cfg.degree)
-    q_fit = fit_multivariate(q_atoms, q_weights, levels, cfg.degree)
-    z = torch.as_tensor(grid.prior_std * rng.standard_normal((cfg.samples, cfg.dim)))
-    out_p = SAMPLERS[cfg.sampler](p_fit, z.clone(), grid).numpy()
-    out_q = SAMPLERS[cfg.sampler](q_fit, z.clone(), grid).numpy()
-    scale = float(np.sqrt(np.trace(np.cov(p_atoms.T, aweights=p_weights))))
-    gap = float(np.max(np.abs(out_p - out_q)) / scale)
-    check = Check(f"moment equivalence (p vs its {cfg.degree + 1}^{cfg.dim}-point product quadrature)", gap, None,
-                  gap <= EQUIVALENCE_RTOL, "identical outputs", f"max gap {gap:.2e} x scale",
-                  f"<= {EQUIVALENCE_RTOL:g} x scale")
-    measured = {"sample_mean": out_p.mean(axis=0), "target_mean": p_weights @ p_atoms,
-                "sample_cov_eigenvalues": np.linalg.eigvalsh(np.cov(out_p.T)),
-                "target_cov_eigenvalues": np.linalg.eigvalsh(np.cov(p_atoms.T, aweights=p_weights))}
+    check, measured = polynomial_nd.equivalence_check(cfg, grid)
     return {"passed": check.passed, "checks": [check], "config": asdict(cfg), "measurements": measured}
 
 
@@ -158,6 +118,10 @@ def run(cfg: Config) -> dict:
         raise ValueError("negative control 'short-surrogate' needs degree >= 1 (it perturbs m_2k, and m_0 = 1)")
     if cfg.negative_control == "wrong-degree" and cfg.dim != 1:
         raise ValueError("negative control 'wrong-degree' applies to --dim 1 (the exact law); use short-surrogate")
+    if cfg.dim == 1 and (cfg.negative_control == "product-surrogate" or cfg.features is not None):
+        raise ValueError("--negative-control product-surrogate and --features apply to --dim >= 2")
+    if cfg.features is not None:
+        validation.positive_int(cfg.features, "features")
     if cfg.dim != 1:
         return run_multivariate(cfg)
     degree = validation.positive_int(cfg.degree + 1, "degree + 1") - 1
@@ -186,18 +150,24 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m verify.polynomial", description=__doc__.splitlines()[0])
     p.add_argument("--degree", type=int, default=3, help=f"polynomial degree k in [0, {MAX_DEGREE}]")
     p.add_argument("--dim", type=report.positive_int_arg, default=1,
-                   help="1: exact law + equivalence; 2 or 3: product-quadrature equivalence (rotated product target)")
+                   help="1: exact law, independent checks, equivalence; d >= 2: equivalence on a non-product "
+                        "target (positive cubature surrogate)")
+    p.add_argument("--features", type=report.positive_int_arg, default=None,
+                   help="--dim >= 2: m random features (R u)^j, j <= k, instead of all monomials of degree <= k")
     p.add_argument("--sampler", choices=("euler", "heun", "ddim"), default="heun",
                    help="a probability-flow sampler (the exact law is the PF-ODE's)")
-    p.add_argument("--steps", type=report.positive_int_arg, default=128)
-    p.add_argument("--samples", type=report.positive_int_arg, default=4000)
-    p.add_argument("--n-train", type=report.positive_int_arg, default=2000, help="training set for the equivalence check")
+    p.add_argument("--steps", type=report.positive_int_arg, default=None, help="default 128 (d = 1), 32 (d >= 2)")
+    p.add_argument("--samples", type=report.positive_int_arg, default=None,
+                   help="default 4000 (d = 1), 256 start noises (d >= 2)")
+    p.add_argument("--n-train", type=report.positive_int_arg, default=None,
+                   help="training set for the equivalence check: default 2000 (d = 1), 400 (d >= 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float64")
     p.add_argument("--alpha", type=report.alpha_arg, default=1e-3, help="family-wise false-alarm rate")
     p.add_argument("--negative-control", choices=NEGATIVE_CONTROLS, default=None,
-                   help="claim the degree-(k-1) law, or use a surrogate matching only 2k-1 moments: must FAIL")
+                   help="claim the degree-(k-1) law, use a surrogate matching only 2k-1 moments, or (d >= 2) the "
+                        "product of the marginals' Gauss rules: must FAIL")
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--plot", metavar="PATH", help="target density, exact generated density, histogram")
     return p
@@ -207,7 +177,7 @@ def summary(result: dict) -> str:
     cfg = result["config"]
     target = ("bimodal Gaussian mixture; samples vs the continuous-time (exact PF-ODE) law, so use enough steps "
               "that the sampler's discretization is invisible") if cfg["dim"] == 1 else \
-        "rotated product of per-coordinate training sets"
+        "rotated non-product Gaussian mixture (training set) vs its positive cubature"
     lines = [f"verify.polynomial: dim={cfg['dim']} degree={cfg['degree']} sampler={cfg['sampler']} "
              f"steps={cfg['steps']} samples={cfg['samples']} seed={cfg['seed']}; target: {target}",
              f"family-wise false-alarm rate of the Monte-Carlo checks: {cfg['alpha']:g}", "",
@@ -238,8 +208,10 @@ def plot(path: str, result: dict, args) -> None:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    return report.cli_main(args, Config, run, summary, plot=plot if args.dim == 1 else None,
-                           json_exclude=("samples", "law"))
+    one = args.dim == 1
+    defaults = {"steps": 128 if one else 32, "samples": 4000 if one else 256, "n_train": 2000 if one else 400}
+    return report.cli_main(args, Config, run, summary, plot=plot if one else None,
+                           json_exclude=("samples", "law"), defaults=defaults)
 
 
 if __name__ == "__main__":
