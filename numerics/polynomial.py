@@ -194,21 +194,52 @@ class MultivariatePolynomial(TabulatedDenoiser):
         return _monomials((y - center) / scale, self.combos) @ coef
 
 
-def _noise_rule(n, d, k, quadrature_points, copies, generator, noise_nodes=None):
-    """Noise nodes ``(n or 1, Q, d)`` and weights ``(Q,)``: tensor Gauss--Hermite, ``copies`` normal draws per
-    atom, or ``noise_nodes`` (``(Q, d)``, equal weights) shared by every atom."""
+def symmetric_gaussian_rule(d: int, degree: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of a rule for ``N(0, I_d)`` exact for polynomials of degree ``<= degree`` (3 or 5).
+
+    Degree 3: ``+-sqrt(d) e_i``, weights ``1/(2d)``. Degree 5: ``0`` (weight ``2/(d+2)``), ``+-sqrt(d+2) e_i``
+    (``(4-d)/(2(d+2)^2)``, negative for ``d > 4``), ``sqrt((d+2)/2)(+-e_i +- e_j)`` (``1/(d+2)^2``): the weights
+    solve E[1] = 1, E[x_1^2] = 1, E[x_1^4] = 3, E[x_1^2 x_2^2] = 1; odd moments vanish by symmetry.
+    """
+    d = validation.positive_int(d, "d")
+    eye = np.eye(d)
+    if degree == 3:
+        return np.sqrt(d) * np.concatenate([eye, -eye]), np.full(2 * d, 1.0 / (2 * d))
+    if degree != 5:
+        raise ValueError(f"degree must be 3 or 5, got {degree!r}")
+    pairs = [sign_i * eye[i] + sign_j * eye[j] for i, j in itertools.combinations(range(d), 2)
+             for sign_i in (1, -1) for sign_j in (1, -1)]
+    nodes = np.concatenate([np.zeros((1, d)), np.sqrt(d + 2.0) * np.concatenate([eye, -eye])]
+                           + ([np.sqrt((d + 2) / 2) * np.array(pairs)] if pairs else []))
+    weights = np.concatenate([[2 / (d + 2)], np.full(2 * d, (4 - d) / (2 * (d + 2) ** 2)),
+                              np.full(len(pairs), 1 / (d + 2) ** 2)])
+    return nodes, weights
+
+
+def _noise_rule(n, d, k, quadrature_points, copies, generator, noise_nodes=None, noise_weights=None):
+    """Noise nodes ``(n or 1, Q, d)`` and weights ``(Q,)``: tensor Gauss--Hermite (``d <= 3``), the symmetric
+    rule of degree ``2k + 1`` (``d > 3``, ``k <= 2``), ``copies`` normal draws per atom, or ``noise_nodes``
+    (``(Q, d)``, equal weights) shared by every atom."""
     if noise_nodes is not None:
         nodes = validation.finite_array(noise_nodes, "noise_nodes", ndim=2)
         if nodes.shape[1] != d or nodes.shape[0] == 0:
             raise ValueError(f"noise_nodes must have shape (Q, {d}) with Q >= 1, got {nodes.shape}")
-        return nodes[None], np.full(nodes.shape[0], 1.0 / nodes.shape[0])
+        if noise_weights is None:
+            return nodes[None], np.full(nodes.shape[0], 1.0 / nodes.shape[0])
+        h = validation.finite_array(noise_weights, "noise_weights", ndim=1)
+        if h.shape[0] != nodes.shape[0] or abs(h.sum() - 1.0) > WEIGHT_ATOL:
+            raise ValueError(f"noise_weights must have one entry per node ({nodes.shape[0]}) and sum to 1")
+        return nodes[None], h
     if copies is not None:
         copies = validation.positive_int(copies, "copies")
         noise = randn_like(torch.empty(n, copies, d, dtype=torch.float64), generator).numpy()
         return noise, np.full(copies, 1.0 / copies)
+    if d > MAX_TENSOR_DIM and k <= 2:
+        nodes, weights = symmetric_gaussian_rule(d, 3 if k <= 1 else 5)
+        return nodes[None], weights
     if d > MAX_TENSOR_DIM:
-        raise ValueError(f"atoms have dimension {d} > {MAX_TENSOR_DIM}: the tensor Gauss-Hermite rule is too "
-                         "large; pass copies (and a generator) or noise_nodes to integrate the noise")
+        raise ValueError(f"atoms have dimension {d} > {MAX_TENSOR_DIM} with degree {k} > 2: no exact noise rule "
+                         "here; pass copies (and a generator) or noise_nodes to integrate the noise")
     t, h = _gauss_hermite(_quadrature_points(quadrature_points, k))
     nodes = np.array(list(itertools.product(t, repeat=d)))
     return nodes[None], np.prod(np.array(list(itertools.product(h, repeat=d))), axis=1)
@@ -218,11 +249,11 @@ def _fit_table(features, a, w, levels, noise, h) -> dict:
     """Per sigma: ``(center, scale, coef)`` minimizing ``sum_i w_i sum_q h_q |features(u_iq) coef - a_i|^2``,
     ``u = (a_i + sigma noise_q - center) / scale`` with the mean and ``sqrt(var + sigma^2)`` of the law."""
     n, d = a.shape
-    root, target, table = np.sqrt(np.outer(w, h)).ravel(), np.repeat(a, h.shape[0], axis=0), {}
+    weights, target, table = np.outer(w, h).ravel(), np.repeat(a, h.shape[0], axis=0), {}
     for sigma in levels:
         center, scale = _scaling(a, w, sigma)
         u = ((a[:, None, :] + sigma * noise).reshape(-1, d) - center) / scale
-        table[sigma] = (center, scale, _normal_solve(features(torch.from_numpy(u)).numpy(), target, root**2))
+        table[sigma] = (center, scale, _normal_solve(features(torch.from_numpy(u)).numpy(), target, weights))
     return table
 
 
@@ -236,7 +267,7 @@ def _normal_solve(design: np.ndarray, target: np.ndarray, weights: np.ndarray) -
 
 
 def fit_multivariate(atoms, weights, sigmas, degree: int, *, quadrature_points=None, copies=None,
-                     generator=None, noise_nodes=None) -> MultivariatePolynomial:
+                     generator=None, noise_nodes=None, noise_weights=None) -> MultivariatePolynomial:
     """Least squares over all monomials of total degree ``<= k`` of ``u = (y - mean) / std(y)`` per coordinate.
 
     The noise is integrated exactly by a tensor Gauss--Hermite rule for ``d <= 3`` (``q^d`` nodes,
@@ -246,7 +277,8 @@ def fit_multivariate(atoms, weights, sigmas, degree: int, *, quadrature_points=N
     """
     a, w = _law(atoms, weights)
     k, levels = _degree(degree), _levels(sigmas)
-    noise, h = _noise_rule(a.shape[0], a.shape[1], k, quadrature_points, copies, generator, noise_nodes)
+    noise, h = _noise_rule(a.shape[0], a.shape[1], k, quadrature_points, copies, generator, noise_nodes,
+                           noise_weights)
     combos = monomial_exponents(a.shape[1], k)
     return MultivariatePolynomial(_fit_table(lambda u: _monomials(u, combos), a, w, levels, noise, h),
                                   a.shape[1], k)
@@ -311,16 +343,17 @@ def random_projection(m: int, d: int, generator=None) -> np.ndarray:
     return randn_like(torch.empty(m, d, dtype=torch.float64), generator).numpy() / math.sqrt(d)
 
 
-def fit_random_features_law(atoms, weights, sigmas, degree: int, R, noise_nodes) -> RandomFeatureDenoiser:
+def fit_random_features_law(atoms, weights, sigmas, degree: int, R, noise_nodes,
+                            noise_weights=None) -> RandomFeatureDenoiser:
     """Random-feature read-out (all powers ``1..k`` of ``R u`` and a constant) on a discrete law, the noise
-    integrated by ``noise_nodes`` shared by every atom; normalization by the law's mean and variance (moments
+    integrated by ``noise_nodes`` (weights ``noise_weights``, default equal) shared by every atom; normalization by the law's mean and variance (moments
     of order <= 2, so a moment-matching surrogate gets the same one)."""
     a, w = _law(atoms, weights)
     R = validation.finite_array(R, "R", ndim=2)
     if R.shape[1] != a.shape[1]:
         raise ValueError(f"R must have shape (m, {a.shape[1]}), got {R.shape}")
     k, levels = _degree(degree), _levels(sigmas)
-    noise, h = _noise_rule(a.shape[0], a.shape[1], k, None, None, None, noise_nodes)
+    noise, h = _noise_rule(a.shape[0], a.shape[1], k, None, None, None, noise_nodes, noise_weights)
     denoiser = RandomFeatureDenoiser({}, R, k, all_powers=True)
     denoiser.table.update(_fit_table(denoiser.powers_of, a, w, levels, noise, h))
     return denoiser

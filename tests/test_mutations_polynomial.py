@@ -16,7 +16,7 @@ import pytest
 from verify import polynomial as cli
 
 FAST = ["--samples", "500"]
-ND = ["--dim", "3", "--degree", "2", "--samples", "64", "--steps", "8", "--n-train", "150"]
+ND = ["--dim", "3", "--degree", "2", "--samples", "64", "--n-train", "150"]  # default 32 steps: the probes need them
 
 
 def wrong_gaussian_moment(original):
@@ -70,6 +70,23 @@ def cubature_one_order_short(original):
     return lambda points, weights=None, order=4: original(points, weights, order - 1)
 
 
+def scaled_method(factor):
+    return lambda original: (lambda self, *args: original(self, *args) * factor)
+
+
+def field_scaled(flow_factor, trace_factor):
+    def factory(original):
+        def field(self, y, sigma_value):
+            f, trace = original(self, y, sigma_value)
+            return f * flow_factor, trace * trace_factor
+        return field
+    return factory
+
+
+def inverse_to_inflated_sigma_max(original):
+    return lambda denoiser, x, sigma_max, sigma_end, **kw: original(denoiser, x, 1.01 * sigma_max, sigma_end, **kw)
+
+
 MUTATIONS = [
     ("Result 9: E[n^4] = 2.7 in the normal equations", "theory.polynomial.gaussian_moment",
      wrong_gaussian_moment, FAST, "Result 9: coefficients vs least-squares fit"),
@@ -93,6 +110,16 @@ MUTATIONS = [
      finite_step_coefficients_shifted, FAST, "Result 13: P_N(z) vs 3 Euler steps"),
     ("Result 14: cubature of order 2k - 1", "theory.polynomial_nd.positive_cubature",
      cubature_one_order_short, ND, "moment equivalence (total degree"),
+    ("Result 14/15: E[n^4] = 2.7 in the multivariate noisy moments", "theory.polynomial_nd.gaussian_moment",
+     wrong_gaussian_moment, ND, "Result 15 denoiser: moment normal equations vs least-squares fit"),
+    ("Result 15: denoiser coefficients 0.1% off", "theory.polynomial_flow_nd.MultivariateDenoiser.coefficients",
+     scaled_method(1.001), ND, "Result 15 denoiser: moment normal equations vs least-squares fit"),
+    ("Result 15: flow step dy/dt scaled by 1.01", "theory.polynomial_flow_nd.MultivariateDenoiser.field",
+     field_scaled(1.01, 1.0), ND, "Result 15: flow map T(z) vs heun 256 steps (probe)"),
+    ("Result 15: log-det trace scaled by 1.01", "theory.polynomial_flow_nd.MultivariateDenoiser.field",
+     field_scaled(1.0, 1.01), ND, "Result 15: log|det J| vs finite-difference sampler Jacobian"),
+    ("Result 15: inverse flow run up to 1.01 sigma_max", "theory.polynomial_flow_nd.inverse_flow_nd",
+     inverse_to_inflated_sigma_max, ND, "Result 15: inverse flow round trip T^-1(x) = z"),
 ]
 
 

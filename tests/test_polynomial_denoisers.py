@@ -136,7 +136,20 @@ def test_multivariate_degree_two_beats_affine_and_noisy_copies_approach_the_exac
     # 60000 draws: Monte Carlo error of the fitted map ~1/sqrt(60000) relative; 2% on the loss is ample
     assert abs(loss["copies"] - loss["exact"]) < 0.02 * loss["exact"]
     with pytest.raises(ValueError, match="copies"):
-        fit_multivariate(np.zeros((5, 4)) + np.arange(5)[:, None], None, [sigma], 1)
+        fit_multivariate(np.zeros((5, 4)) + np.arange(5)[:, None], None, [sigma], 3)  # d > 3, k > 2: no rule
+
+
+@pytest.mark.parametrize("d,k", [(5, 1), (8, 2)])
+def test_symmetric_rule_fit_in_d_above_3_is_the_exact_optimum(d, k):
+    from numerics.polynomial import symmetric_gaussian_rule
+    atoms = np.random.default_rng(d).standard_normal((40, d)) ** 3  # non-Gaussian
+    exact = fit_multivariate(atoms, None, [0.7], k)                 # the symmetric rule of degree 2k + 1
+    copies = fit_multivariate(atoms, None, [0.7], k, copies=4000, generator=torch.Generator().manual_seed(1))
+    y = torch.as_tensor(atoms[:10] + 0.7 * np.random.default_rng(0).standard_normal((10, d)))
+    # 4000 copies per atom: Monte-Carlo error of the fitted map ~ 1/sqrt(160000 / features) relative
+    assert float((exact(y, 0.7) - copies(y, 0.7)).abs().max()) < 0.1 * float(exact(y, 0.7).abs().max())
+    nodes, w = symmetric_gaussian_rule(d, 2 * k + 1)
+    np.testing.assert_allclose(w @ nodes**4, 3.0, atol=1e-12) if k == 2 else None  # E[n_i^4] = 3, float64
 
 
 def test_random_features_reduce_the_loss_and_are_deterministic():

@@ -43,7 +43,8 @@ def test_cli_rejects_bad_input(argv, message, capsys):
     assert exit_code(main, argv) == 2 and message in capsys.readouterr().err
 
 
-ND = dict(degree=2, steps=8, samples=64, n_train=150)  # 8 Heun steps: the equivalence is exact at any grid
+ND = dict(degree=2, steps=32, samples=64, n_train=150)  # 32 Heun steps: the inverse-flow tests need the
+# sampler close to the exact flow (at 8 steps the mapped-back noise is visibly non-Gaussian)
 
 
 @pytest.mark.parametrize("dim,features", [(2, None), (3, None), (2, 6)])

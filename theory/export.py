@@ -10,7 +10,8 @@
  'Optimal polynomial denoiser of degree 3', 'Moment equivalence of polynomial denoisers',
  'Small-noise expansion of the degree-2 polynomial denoiser', 'Exact 1-D law of the polynomial-denoiser flow',
  'Finite-step sampler output with a polynomial denoiser',
- 'Multivariate moment equivalence of polynomial denoisers']
+ 'Multivariate moment equivalence of polynomial denoisers',
+ 'Exact generated density of the polynomial-denoiser flow in d dimensions']
 >>> slug("Continuous-time law of the linear denoiser")
 'continuous-time-law-of-the-linear-denoiser'
 """
@@ -29,6 +30,7 @@ from theory.finite_step import FiniteStepLaw
 from theory.memorization import EmpiricalDenoiser
 from theory.polynomial import MomentEquivalence, OptimalPolynomialDenoiser, SmallNoiseExpansion
 from theory.polynomial_law import PolynomialFlowLaw
+from theory.polynomial_flow_nd import MultivariateFlowDensity
 from theory.polynomial_nd import MultivariateMomentEquivalence
 from theory.polynomial_steps import FiniteStepPolynomialLaw
 from theory.linear import ContinuousFlowLaw, OptimalAffineDenoiser, TrainingSetLaw
@@ -37,7 +39,8 @@ from theory.result import Result
 RESULT_CLASSES = (OptimalAffineDenoiser, ContinuousFlowLaw, FiniteStepLaw, TrainingSetLaw,
                   RankRestrictedDenoiser, RankLaw, FixedEncoderLaw, EmpiricalDenoiser,
                   OptimalPolynomialDenoiser, MomentEquivalence, SmallNoiseExpansion, PolynomialFlowLaw,
-                  FiniteStepPolynomialLaw, MultivariateMomentEquivalence)
+                  FiniteStepPolynomialLaw, MultivariateMomentEquivalence,
+                  MultivariateFlowDensity)
 DOCUMENT = "results.tex"
 TITLE = "Laws of the samples of diffusion samplers with restricted denoisers"
 PREAMBLE = ("\\documentclass{article}", "\\usepackage{amsmath}", "\\usepackage{amssymb}", "\\usepackage{graphicx}",

@@ -25,7 +25,7 @@ from numerics.sampling import DTYPES, sample
 from numerics.schedules import VESchedule
 from numerics import validation
 from theory import polynomial as result9, polynomial_law as result12
-from verify import polynomial_nd, report
+from verify import polynomial_flow, polynomial_nd, report
 from verify.affine import SamplingConfig
 from verify.check import Check
 from verify.polynomial_checks import coefficient_check, finite_step_check, probe_check, small_noise_check
@@ -105,8 +105,12 @@ def equivalence_check(cfg: Config, grid, rng) -> Check:
 def run_multivariate(cfg: Config) -> dict:
     """Moment equivalence on a non-product target in ``d >= 2`` (see :mod:`verify.polynomial_nd`)."""
     grid = VESchedule().grid(cfg.steps, final_zero=False)
-    check, measured = polynomial_nd.equivalence_check(cfg, grid)
-    return {"passed": check.passed, "checks": [check], "config": asdict(cfg), "measurements": measured}
+    check, measured, train = polynomial_nd.equivalence_check(cfg, grid)
+    checks = [check]
+    if cfg.features is None and cfg.negative_control is None:  # Result 15: the total-degree class
+        flow, flow_measured = polynomial_flow.flow_checks(cfg, train, np.random.default_rng([cfg.seed, 15]))
+        checks, measured = checks + flow, {**measured, **flow_measured}
+    return {"passed": report.verdict(checks), "checks": checks, "config": asdict(cfg), "measurements": measured}
 
 
 def run(cfg: Config) -> dict:

@@ -16,7 +16,8 @@ import math
 import numpy as np
 import torch
 
-from numerics.polynomial import fit_multivariate, fit_random_features_law, random_projection
+from numerics.polynomial import (MAX_TENSOR_DIM, fit_multivariate, fit_random_features_law, random_projection,
+                                 symmetric_gaussian_rule)
 from numerics.samplers import SAMPLERS
 from numerics.schedules import VESchedule
 from theory import polynomial as result10, polynomial_nd as result14
@@ -25,8 +26,8 @@ from verify.targets import random_rotation
 
 EQUIVALENCE_RTOL = 1e-7  # normal equations: cond(Gram) x eps through the fits and sampler, <= 6e-11 measured;
                          # the negative controls give >= 0.15
-NOISE_NODES = 64         # standard-normal noise nodes +-t_q shared by every atom (fixed symmetric law: equivalence
-                         # is exact for any fixed law; symmetry makes its odd moments exactly 0)
+NOISE_NODES = 64         # d > 3 with k > 2: antithetic standard-normal nodes +-t_q shared by every atom
+                         # (equivalence is exact for any fixed noise law; symmetry zeroes its odd moments)
 MAX_CUBATURE_MOMENTS = 2000  # C(d + 2k, d) moment equations: beyond this the NNLS is too slow for a check
 
 
@@ -60,12 +61,26 @@ def surrogate(train: np.ndarray, degree: int, control: str | None):
     return result14.positive_cubature(train, None, order), f"positive cubature of order {order}"
 
 
-def fitter(cfg, d: int, noise: np.ndarray, levels):
+def noise_rule(d: int, degree: int, rng: np.random.Generator):
+    """The noise rule shared by p's and q's fits: exact for Gaussian noise where one is at hand (tensor
+    Gauss-Hermite for d <= 3, the symmetric degree-(2k+1) rule for k <= 2), else NOISE_NODES antithetic draws."""
+    if d <= MAX_TENSOR_DIM:
+        t, h = np.polynomial.hermite_e.hermegauss(degree + 1)
+        nodes = np.array(list(itertools.product(t, repeat=d)))
+        return nodes, np.prod(np.array(list(itertools.product(h / h.sum(), repeat=d))), axis=1)
+    if degree <= 2:
+        return symmetric_gaussian_rule(d, 2 * max(degree, 1) + 1)
+    half = rng.standard_normal((NOISE_NODES // 2, d))
+    return np.concatenate([half, -half]), np.full(NOISE_NODES, 1.0 / NOISE_NODES)
+
+
+def fitter(cfg, d: int, noise, levels):
     """``(atoms, weights) -> denoiser``: total degree k, or m random features (same R for p and q)."""
+    nodes, h = noise
     if cfg.features is None:
-        return lambda a, w: fit_multivariate(a, w, levels, cfg.degree, noise_nodes=noise)
+        return lambda a, w: fit_multivariate(a, w, levels, cfg.degree, noise_nodes=nodes, noise_weights=h)
     R = random_projection(cfg.features, d, torch.Generator().manual_seed(cfg.seed))
-    return lambda a, w: fit_random_features_law(a, w, levels, cfg.degree, R, noise)
+    return lambda a, w: fit_random_features_law(a, w, levels, cfg.degree, R, nodes, h)
 
 
 def equivalence_check(cfg, grid) -> tuple[Check, dict]:
@@ -78,8 +93,7 @@ def equivalence_check(cfg, grid) -> tuple[Check, dict]:
     rng = np.random.default_rng([cfg.seed, 14])
     train = mixture_target(d, rng)(cfg.n_train, rng)
     (q_atoms, q_weights), name = surrogate(train, k, cfg.negative_control)
-    half = rng.standard_normal((NOISE_NODES // 2, d))
-    noise = np.concatenate([half, -half])
+    noise = noise_rule(d, k, rng)
     fit = fitter(cfg, d, noise, grid.sigma[grid.sigma > 0])
     p_fit, q_fit = fit(train, None), fit(q_atoms, q_weights)
     z = torch.as_tensor(grid.prior_std * rng.standard_normal((cfg.samples, d)))
@@ -96,4 +110,4 @@ def equivalence_check(cfg, grid) -> tuple[Check, dict]:
     measured = {"training_points": cfg.n_train, "surrogate_atoms": len(q_atoms),
                 "diverged_starts (p, q)": np.array([(~finite_p).sum(), (~finite_q).sum()]),
                 "sample_mean": out_p[finite_p].mean(axis=0), "target_mean": train.mean(axis=0)}
-    return check, measured
+    return check, measured, train
