@@ -11,10 +11,12 @@ the finite-difference log-determinant of the sampler map. Diverging starts are r
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
-from numerics.polynomial import fit_multivariate
+from numerics.polynomial import MAX_TENSOR_DIM, fit_multivariate
 from numerics.samplers import SAMPLERS
 from numerics.schedules import VESchedule
 from theory import polynomial_flow_nd as result15
@@ -29,6 +31,18 @@ PROBE_STARTS = 6       # fixed prior starts for the probe and the round trip
 FD_STARTS, FD_STEP = 2, 1e-3   # finite-difference Jacobians: starts, and step in units of sigma_max
 REFINE = 4             # deterministic checks run the sampler at 4N and 8N steps (6 starts: cheap), so that the
                        # measured discretization error is ~16x below the N-step one and 1% errors show
+
+
+def unavailable(cfg) -> str | None:
+    """Why the Result 15 checks cannot run for ``cfg`` (None if they can)."""
+    if cfg.features is not None or cfg.negative_control is not None:
+        return "they test the total-degree class without a negative control"
+    if cfg.dim > MAX_TENSOR_DIM and cfg.degree > 2:
+        return f"no exact Gaussian noise rule for degree {cfg.degree} in d = {cfg.dim} > {MAX_TENSOR_DIM}"
+    monomials = math.comb(cfg.dim + cfg.degree, cfg.dim)
+    if monomials > result15.MAX_FEATURES:
+        return f"{monomials} monomials > {result15.MAX_FEATURES} (theory normal equations too large)"
+    return None
 
 
 def _runs(fit, z, grids, sampler):
