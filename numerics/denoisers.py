@@ -49,12 +49,17 @@ def normal_equations(mean, cov, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """The MSE-optimal affine ``D(y) = G y + b`` for ``y = x0 + sigma n``, solved from its normal equations.
 
     Setting the gradient of ``E|G y + b - x0|^2`` to zero: ``E[x0 - G y - b] = 0`` and
-    ``Cov(x0, y) = G Cov(y)``, with ``Cov(x0, y) = Sigma`` and ``Cov(y) = Sigma + sigma^2 I``.
+    ``Cov(x0, y) = G Cov(y)``, with ``Cov(x0, y) = Sigma`` and ``Cov(y) = Sigma + sigma^2 I``. Since
+    ``Sigma = Cov(y) - sigma^2 I`` this reads ``(I - G) Cov(y) = sigma^2 I``: solved in that form, so the
+    residual map ``I - G`` (what the samplers divide by ``sigma`` or ``sigma^2``) keeps full relative
+    precision at small ``sigma``.
     """
     sigma = validation.positive(sigma, "sigma")
-    cov_y = cov + sigma**2 * np.eye(len(mean))                        # Cov(y), positive definite
-    G = scipy.linalg.solve(cov_y, cov, assume_a="pos").T             # G Cov(y) = Cov(x0, y); both symmetric
-    return G, mean - G @ mean                                        # E[x0] = G E[y] + b, E[y] = E[x0]
+    d = len(mean)
+    cov_y = cov + sigma**2 * np.eye(d)                                   # Cov(y), positive definite
+    residual = sigma**2 * scipy.linalg.cho_solve(scipy.linalg.cho_factor(cov_y), np.eye(d))  # I - G
+    residual = 0.5 * (residual + residual.T)                             # symmetric, like Cov(y)^{-1}
+    return np.eye(d) - residual, residual @ mean                         # b = E[x0] - G E[y] = (I - G) mu
 
 
 class LevelCache:

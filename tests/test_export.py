@@ -1,11 +1,14 @@
 """LaTeX export: the files written, the combined document compiling, and every formula parsing back to itself."""
 import cmath
 import random
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 import sympy as sp
+
+from theory import typeset
 from sympy.core.function import AppliedUndef
 
 from theory import export
@@ -41,7 +44,7 @@ def test_export_writes_every_fragment_and_the_combined_document(items, written):
         assert text == result.latex() and result.name in text
         assert all(assumption in text for assumption in result.assumptions)
         assert text.count("\\begin{equation}") == text.count("\\end{equation}") == len(result.formulas)
-        assert all(sp.latex(f) in text for f in result.formulas.values())  # long ones inside \resizebox
+        assert all("\n".join(typeset.display(f)) in text for f in result.formulas.values())
     document = written[-1].read_text(encoding="utf-8")
     assert document.startswith("\\documentclass{article}\n") and document.rstrip().endswith("\\end{document}")
     assert "\\usepackage{amsmath}" in document and "\\usepackage{amssymb}" in document and "\\maketitle" in document
@@ -207,3 +210,39 @@ def test_negative_control_wrong_formulas_compare_unequal(parse):
     swapped = v0 * (lam + sigma_max**2) / (lam + sigma_end**2)  # same symbols, wrong formula
     assert same(read_back(parse, ode_variance)[0], ode_variance)
     assert not same(read_back(parse, swapped)[0], ode_variance)
+
+
+def test_no_equation_overflows_the_line(written):
+    """pdflatex reports no overfull box from a displayed equation (long ones are split, see theory.typeset)."""
+    if shutil.which("pdflatex") is None:
+        pytest.skip(NO_ENGINE)
+    export.compile_pdf(written[-1])
+    log = written[-1].with_suffix(".log").read_text(encoding="utf-8", errors="replace")
+    overfull = [line for line in log.splitlines() if line.startswith("Overfull \\hbox")]
+    assert not overfull, overfull
+
+
+def test_export_uses_the_papers_names_not_code_names(items):
+    """No code name leaks into a typeset formula: sigma_next, s_dot, sampler identifiers."""
+    for result in items:
+        for label, formula in result.formulas.items():
+            body = "\n".join(typeset.display(formula))
+            for leak in ("_{next}", "_{dot}", "_{prev}", "_{noise}", "euler\\_maruyama", "_{max}", "_{end}"):
+                assert leak not in body, (type(result).__name__, label, leak)
+
+
+def test_long_equations_are_split_between_terms_and_never_shrunk_below_the_floor(items):
+    steps = next(r for r in items if type(r).__name__ == "FiniteStepPolynomialLaw")
+    long_formula = max(steps.formulas.values(), key=typeset.width)
+    body = "\n".join(typeset.display(long_formula))
+    assert "\\begin{aligned}" in body and body.count("\\\\") >= 5  # many lines, not one shrunk expression
+    for result in items:
+        for formula in result.formulas.values():
+            for scale in re.findall(r"scalebox\{([0-9.]+)\}", "\n".join(typeset.display(formula))):
+                assert float(scale) >= typeset.MIN_SCALE
+
+
+def test_sampler_labels_are_words(items):
+    steps = next(r for r in items if type(r).__name__ == "FiniteStepLaw")
+    text = steps.latex()
+    assert "Euler--Maruyama, $A_i$" in text and "Heun (EDM), $A_i$" in text

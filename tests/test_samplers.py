@@ -127,9 +127,12 @@ def test_probe_equals_wiener_law(sampler, schedule, moments, steps, start):
     # float64 round-off over <= 20 steps (measured ~1e-14 relative), plus the probe's own cancellation: it reads
     # A as run(e_j) - run(0), leaving ~eps |c| in A and so ~eps |c| |A| |C0| in A C0 A^T, with |A| |C0|^(1/2) =
     # |C|^(1/2); this dominates when the offset dwarfs the output (VE in 1 step: gain 1.6e-8, |c| ~ 1)
-    tolerance = 1e-9 * scale + 1e-13 * np.sqrt(scale * np.abs(start_law.covariance()).max()) * np.abs(law.mean).max()
+    # The sampler's denoiser (a Cholesky solve of the normal equations) and the law (eigen-gains) are two
+    # independent float64 computations, each off by ~eps cond(Sigma + sigma^2 I), which Euler-Maruyama's score
+    # amplifies by ~1/sigma^2 on VE: up to ~1e-8 relative seen (depends on the BLAS path), hence 1e-8.
+    tolerance = 1e-8 * scale + 1e-13 * np.sqrt(scale * np.abs(start_law.covariance()).max()) * np.abs(law.mean).max()
     assert np.abs(probed.cov - C).max() <= tolerance
-    assert relative_error(probed.mean, law.mean, np.sqrt(scale) + np.abs(law.mean).max()) <= 1e-9  # same
+    assert relative_error(probed.mean, law.mean, np.sqrt(scale) + np.abs(law.mean).max()) <= 1e-8  # same
 
 
 def random_affine_table(grid, d: int, seed: int) -> dict:
@@ -152,7 +155,7 @@ def check_non_commuting(sampler, schedule, d, steps, seed, start):
     probed = probe(denoiser, sampler, grid, start_law, d)
     scale = np.abs(law.cov).max()
     assert relative_error(probed.cov, law.cov, scale) <= 1e-9  # float64 round-off over <= 12 steps
-    assert relative_error(probed.mean, law.mean, np.sqrt(scale) + np.abs(law.mean).max()) <= 1e-9  # same
+    assert relative_error(probed.mean, law.mean, np.sqrt(scale) + np.abs(law.mean).max()) <= 1e-8  # same
     G0, G1 = table[float(grid.sigma[0])][0], table[float(grid.sigma[1])][0]
     assert np.abs(G0 @ G1 - G1 @ G0).max() > 1e-3  # the gains really do not commute
 

@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from theory.result import Result
-from theory.steps import CONTINUOUS_TIME, GRID_SYMBOLS, MULTISTEP_UPDATES, UPDATES, VARIANCE_PRESERVING, step_map
+from theory.steps import CONTINUOUS_TIME, GRID_SYMBOLS, MULTISTEP_UPDATES, TITLES, UPDATES, VARIANCE_PRESERVING, step_map
 from theory.symbols import b, b_next
 from numerics import validation
 from numerics.validation import choice
@@ -258,15 +258,20 @@ def probe_law(operator, offset, noise_response, start: GaussianLaw) -> GaussianL
 class FiniteStepLaw(Result):
     """Result 3 as a Result: the recursion, with the per-step maps of every sampler in LaTeX."""
 
+    def label_text(self, label: str) -> str:
+        """``heun: A`` reads ``Heun (EDM), $A_i$``: the sampler in words, then the coefficient."""
+        sampler, _, part = label.partition(": ")
+        return f"{TITLES.get(sampler, sampler.replace('_', chr(92) + '_'))}, ${part}_i$"
+
     def __init__(self):
         formulas = {}
         for name in UPDATES:
-            step, tag = step_map(name), "\\mathrm{" + name.replace("_", "\\_") + "}"
-            formulas[f"{name}: A"] = sp.Eq(sp.Symbol(f"A^{{{tag}}}_i"), step.coefficient("x"))
-            formulas[f"{name}: c"] = sp.Eq(sp.Symbol(f"c^{{{tag}}}_i"),
+            step = step_map(name)
+            formulas[f"{name}: A"] = sp.Eq(sp.Symbol("A_i"), step.coefficient("x"))
+            formulas[f"{name}: c"] = sp.Eq(sp.Symbol("c_i"),
                                            step.coefficient("b") * b + step.coefficient("b_next") * b_next)
             if "z" in step.terms:
-                formulas[f"{name}: Q"] = sp.Eq(sp.Symbol(f"Q^{{{tag}}}_i"), step.coefficient("z"))
+                formulas[f"{name}: Q"] = sp.Eq(sp.Symbol("Q_i"), step.coefficient("z"))
         super().__init__(
             name="Exact law of finite-step samplers with an affine denoiser",
             statement=("For a denoiser $D(y) = G_\\sigma y + b_\\sigma$ every step below is affine in $x$ plus "

@@ -114,7 +114,6 @@ class MultistepLaw(Result):
 
     def __init__(self):
         step = step_map("dpmpp_2m")
-        tag = "\\mathrm{dpmpp\\_2m}"
         super().__init__(
             name="Exact law of DPM-Solver++(2M) with an affine denoiser",
             statement=("With $D(y) = G_\\sigma y + b_\\sigma$ a DPM-Solver++(2M) step is "
@@ -124,8 +123,8 @@ class MultistepLaw(Result):
                        "the first step and a step to $\\sigma = 0$ are DDIM steps."),
             assumptions=("affine denoiser at every noise level the sampler visits",
                          "Gaussian start $x_0 \\sim \\mathcal{N}(m_0, C_0)$"),
-            formulas={"dpmpp_2m: A": sp.Eq(sp.Symbol(f"A^{{{tag}}}_i"), step.coefficient("x")),
-                      "dpmpp_2m: B": sp.Eq(sp.Symbol(f"B^{{{tag}}}_i"), step.coefficient("x_prev")),
-                      "dpmpp_2m: c": sp.Eq(sp.Symbol(f"c^{{{tag}}}_i"),
+            formulas={"DPM-Solver++(2M), A": sp.Eq(sp.Symbol("A_i"), step.coefficient("x")),
+                      "DPM-Solver++(2M), B": sp.Eq(sp.Symbol("B_i"), step.coefficient("x_prev")),
+                      "DPM-Solver++(2M), c": sp.Eq(sp.Symbol("c_i"),
                                            step.coefficient("b") * b + step.coefficient("b_prev") * b_prev)},
         )

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from theory import typeset
+
 
 LONG_FORMULA = 400  # characters of LaTeX beyond which a formula no longer fits a line
 _DERIVED: dict = {}  # (class, bound arguments) -> the one instance this process derived
@@ -60,9 +62,9 @@ class Result:
         lines += [f"  \\item {a}" for a in self.assumptions]
         lines.append("\\end{itemize}")
         for label, formula in self.formulas.items():
-            text = label.replace("_", "\\_")
-            body = sp.latex(formula)
-            if len(body) > LONG_FORMULA:  # a long formula is scaled to the line width (needs graphicx)
-                body = f"\\resizebox{{\\linewidth}}{{!}}{{$\\displaystyle {body}$}}"
-            lines += [f"% {label}", f"\\noindent {text}:", "\\begin{equation}", body, "\\end{equation}"]
+            lines += [f"% {label}", f"\\noindent {self.label_text(label)}:", *typeset.display(formula)]
         return "\n".join(lines) + "\n"
+
+    def label_text(self, label: str) -> str:
+        """How a formula's label reads in the export (code names in words; ``_`` escaped)."""
+        return label.replace("_", "\\_")

@@ -26,3 +26,18 @@ G, G_next = sp.symbols("G G_next", commutative=False)  # denoiser gains at sigma
 b, b_next = sp.symbols("b b_next", commutative=False)  # denoiser offsets: D(y) = G y + b
 x, z = sp.symbols("x z", commutative=False)             # state and standard-normal noise
 G_prev, b_prev, x_prev = sp.symbols("G_prev b_prev x_prev", commutative=False)  # the step before (multistep)
+
+# How the export typesets the code-named symbols: the paper's notation, never a code name.
+LATEX_NAMES = {
+    sigma_next: r"\sigma_{i+1}", s_next: r"s_{i+1}", s_dot: r"\dot s_i", sigma_dot: r"\dot\sigma_i",
+    sigma_max: r"\sigma_{\max}", sigma_end: r"\sigma_{\mathrm{end}}",
+    G: r"G_{\sigma_i}", G_next: r"G_{\sigma_{i+1}}", b: r"b_{\sigma_i}", b_next: r"b_{\sigma_{i+1}}",
+    x: r"x_i", z: r"z_i",
+}
+for _name, _tex in (("s_dot_next", r"\dot s_{i+1}"), ("sigma_dot_next", r"\dot\sigma_{i+1}"),
+                    ("sigma_prev", r"\sigma_{i-1}"), ("s_prev", r"s_{i-1}"), ("s_noise", r"S_{\mathrm{noise}}"),
+                    ("G_prev", r"G_{\sigma_{i-1}}"), ("b_prev", r"b_{\sigma_{i-1}}"), ("x_prev", r"x_{i-1}"),
+                    ("eta", r"\eta_i")):
+    if _name in globals():
+        LATEX_NAMES[globals()[_name]] = _tex
+LATEX_NAMES.update({sp.Symbol("m_{end}"): r"m_{\mathrm{end}}", sp.Symbol("v_{end}"): r"v_{\mathrm{end}}"})
