@@ -1,0 +1,87 @@
+"""The pieces of ``verify.images``: data, machines, networks, and sampling every denoiser from the same noise."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from numerics.bottleneck import RankDenoiser
+from numerics.datasets import load
+from numerics.denoisers import WienerDenoiser, train_linear
+from numerics.image_machines import PatchPosteriorDenoiser
+from numerics.image_networks import VARIANTS
+from numerics.image_training import train_network
+from numerics.memorization import EmpiricalDenoiser
+from numerics.samplers import SAMPLERS
+
+
+
+def data(cfg) -> dict:
+    """Flat train/test images in [-1, 1], labels and the image side."""
+    train, train_labels, source = load(cfg.dataset, "train", size=cfg.size, n=cfg.n_train, seed=cfg.seed)
+    test, test_labels, _ = load(cfg.dataset, "test", size=cfg.size)
+    side = train.shape[1]
+    return {"train": train.reshape(len(train), -1), "train_labels": train_labels, "side": side,
+            "test": test.reshape(len(test), -1), "test_labels": test_labels, "source": source}
+
+
+def machines(cfg, train: np.ndarray, side: int) -> dict:
+    """The theoretical machines, closed-form or exact from the training set (no training)."""
+    wiener = WienerDenoiser.from_training_set(train)
+    images = train[:cfg.patch_images].reshape(-1, side, side)  # bank size: a time bound
+    out = {"wiener": wiener,
+           f"rank-{cfg.rank}": RankDenoiser(wiener.mean, wiener.cov, cfg.rank, allow_tie=True),
+           "memorizing": EmpiricalDenoiser(train)}
+    for p in cfg.patches:
+        out[f"ls-{p}"] = PatchPosteriorDenoiser(images, p, "zeros", equivariant=False)
+        out[f"els-{p}"] = PatchPosteriorDenoiser(images, p, "zeros", equivariant=True)
+    return out
+
+
+def networks(cfg, train: np.ndarray, side: int, grid) -> tuple[dict, dict]:
+    """Train the linear network (one layer per grid level) and each variant; also their training losses."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    levels = grid.sigma[grid.sigma > 0]
+    nets = {"linear-net": train_linear(train, levels, iterations=cfg.linear_steps, generator=generator)}
+    losses = {}
+    images = train.reshape(-1, 1, side, side)
+    for name in cfg.variants:
+        variant = replace(VARIANTS[name], width=cfg.width, depth=cfg.depth) if VARIANTS[name].kind == "unet" \
+            else VARIANTS[name]
+        checkpoint = Path(cfg.out) / "checkpoints" / f"{name}.pt" if cfg.out else None
+        nets[name], losses[name] = train_network(variant, images, steps=cfg.train_steps, seed=cfg.seed,
+                                                 device=cfg.device, checkpoint=checkpoint, name=name)
+    return nets, losses
+
+
+def initial_noise(cfg, grid, d: int) -> torch.Tensor:
+    """The one initial state every denoiser starts from: ``sigma_max z``, ``z`` seeded."""
+    generator = torch.Generator().manual_seed(cfg.seed + 1)
+    return float(grid.sigma[0]) * torch.randn(cfg.samples, d, generator=generator, dtype=torch.float64)
+
+
+def run_all(denoisers: dict, cfg, grid, x_start: torch.Tensor) -> dict:
+    """Each denoiser's samples from the same start, same sampler, same grid (and, if stochastic, same noise)."""
+    out = {}
+    for name, denoiser in denoisers.items():
+        generator = torch.Generator().manual_seed(cfg.seed + 2)
+        x = SAMPLERS[cfg.sampler](denoiser, x_start.clone(), grid, generator=generator)
+        out[name] = x.numpy()
+    return out
+
+
+def affine_loss(G: np.ndarray, b: np.ndarray, train: np.ndarray, sigma: float) -> float:
+    """Exact denoising loss ``E |G (x + sigma n) + b - x|^2`` of an affine map over the training set."""
+    residual = train @ (G - np.eye(len(b))).T + b
+    return float((residual**2).sum(axis=1).mean() + sigma**2 * (G**2).sum())
+
+
+def loss_gap(linear_net, wiener, train: np.ndarray) -> dict:
+    """Relative excess loss of the trained linear network over the closed-form optimum, per level."""
+    gaps = {}
+    for sigma in linear_net.table:
+        trained, optimum = affine_loss(*linear_net.affine(sigma), train, sigma), affine_loss(*wiener.affine(sigma), train, sigma)
+        gaps[sigma] = (trained - optimum) / optimum
+    return gaps
