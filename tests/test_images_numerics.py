@@ -128,3 +128,17 @@ def test_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(image_training, "_save", save)
     _, resumed = image_training.train_network(variant, images, steps=6, batch=8, every=3, checkpoint=tmp_path / "c.pt")
     assert np.allclose(resumed, straight, rtol=1e-6)  # same batches, noise and weights after the restart
+
+
+def test_calibration_recovers_the_patch_size_of_a_patch_machine():
+    from verify.images_run import calibrate
+
+    rng = np.random.default_rng(1)
+    train, held_out = rng.uniform(-1, 1, (6, 5, 5)), rng.uniform(-1, 1, (4, 25))
+    bank = {p: PatchPosteriorDenoiser(train, p) for p in (1, 3, 5)}
+    machine = calibrate(bank[3], bank, [0.3, 1.0], held_out, seed=0)
+    assert machine.schedule == {0.3: 3, 1.0: 3}
+    y = torch.as_tensor(held_out)
+    assert torch.equal(machine(y, 1.0), bank[3](y, 1.0))
+    with pytest.raises(ValueError, match="not one of the 2 noise levels"):
+        machine(y, 0.5)

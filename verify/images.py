@@ -33,12 +33,13 @@ from theory.finite_step import check_sampler_grid
 from verify import images_metrics as metrics
 from verify import report
 from verify.check import Check
-from verify.images_run import data, initial_noise, loss_gap, machines, networks, run_all
+from verify.images_run import calibrated, data, initial_noise, loss_gap, machines, networks, run_all
 
 R2_BOUND = 0.99        # exact optimum of the class, converged training (issue 13)
 COPY_BOUND = 0.95      # the memorizing machine's samples are training images (sigma_min = 0.002 blur only)
 ACCURACY_BOUND = 0.7   # a classifier below this says nothing about realism
 NEGATIVE_CONTROLS = ("swap-machines",)
+CALIBRATED = "els-cal"  # ELS with a patch size per noise level calibrated to each UNET on held-out noise
 QUICK = {"dataset": "digits", "size": None, "n_train": 1000, "variants": ("unet", "unet-noskip"), "width": 8,
          "depth": 2, "train_steps": 300, "linear_steps": 1500, "steps": 10, "samples": 64, "rank": 8,
          "patches": (3,), "patch_images": 100, "classifier_steps": 400}
@@ -101,6 +102,14 @@ def checks(cfg, nets_x, machine_x, r2, copy_rate_of, accuracy) -> list[Check]:
                   f">= {ACCURACY_BOUND}", f"{accuracy:.3f}", f">= {ACCURACY_BOUND}")]
 
 
+def best(name: str, r2: dict) -> dict:
+    """The machine with the highest median r^2 for network ``name``, and the key of its samples."""
+    medians = {m: float(np.median(v)) for m, v in r2.items()}
+    machine = max(medians, key=medians.get)
+    return {"best_machine": machine, "best_r2": medians[machine],
+            "best_samples": f"{CALIBRATED}:{name}" if machine == CALIBRATED else machine}
+
+
 def run(cfg: Config) -> dict:
     """Everything ``python -m verify.images`` does, as a report dictionary."""
     started = time.perf_counter()
@@ -118,13 +127,14 @@ def run(cfg: Config) -> dict:
     x_start = initial_noise(cfg, grid, train.shape[1])
     machine_x, nets_x = run_all(machine, cfg, grid, x_start), run_all(nets, cfg, grid, x_start)
     r2 = {n: {m: metrics.per_sample_r2(nets_x[n], machine_x[m]) for m in machine_x} for n in nets_x}
+    calibrated_x, schedules = calibrated(cfg, nets, train, test, side, grid, x_start)
+    for key, x in calibrated_x.items():
+        r2[key.split(":", 1)[1]][CALIBRATED] = metrics.per_sample_r2(nets_x[key.split(":", 1)[1]], x)
     patch = 3 if side < 12 else 5
-    rows = {name: metrics.creativity_row(x, train, test, classifier, side, patch)
-            for name, x in {**nets_x, **machine_x}.items()}
+    samples = {**nets_x, **machine_x, **calibrated_x}
+    rows = {name: metrics.creativity_row(x, train, test, classifier, side, patch) for name, x in samples.items()}
     for name in nets_x:
-        medians = {m: float(np.median(v)) for m, v in r2[name].items()}
-        rows[name]["best_machine"] = max(medians, key=medians.get)
-        rows[name]["best_r2"] = medians[rows[name]["best_machine"]]
+        rows[name].update(best(name, r2[name]))
     reference = metrics.reference_row(train, test, classifier, side, patch, cfg.samples)
     copy_rate_of = lambda x: metrics.creativity_row(x, train, test, classifier, side, patch)["copy_rate"]  # noqa: E731
     verdicts = checks(cfg, nets_x, machine_x, r2, copy_rate_of, accuracy)
@@ -134,7 +144,7 @@ def run(cfg: Config) -> dict:
             "creativity": rows, "reference": reference, "classifier_accuracy": accuracy,
             "linear_loss_gap_max": float(max(gaps.values())), "linear_loss_gap": gaps,
             "final_losses": {n: float(np.nanmean(v[-50:])) for n, v in losses.items()},
-            "samples": {**nets_x, **machine_x}, "train": train[:16], "seconds": time.perf_counter() - started}
+            "patch_schedules": schedules, "samples": samples, "train": train[:16], "seconds": time.perf_counter() - started}
 
 
 COLUMNS = (("copy_rate", "copy", ".3f"), ("nn_ratio", "NN ratio", ".3f"), ("mosaic_rate", "mosaic", ".3f"),
@@ -161,9 +171,9 @@ def creativity_table(result: dict) -> list[str]:
 
 def r2_table(result: dict) -> list[str]:
     """Median per-sample r^2 per (network, machine)."""
-    names = list(next(iter(result["median_r2"].values())))
+    names = list(dict.fromkeys(m for v in result["median_r2"].values() for m in v))
     rows = [("network",) + tuple(names)]
-    rows += [(n,) + tuple(f"{v[m]:.3f}" for m in names) for n, v in result["median_r2"].items()]
+    rows += [(n,) + tuple(f"{v[m]:.3f}" if m in v else "-" for m in names) for n, v in result["median_r2"].items()]
     return _lines(rows)
 
 
@@ -174,8 +184,11 @@ def summary(result: dict) -> str:
              f"train_steps={cfg['train_steps']} width={cfg['width']} depth={cfg['depth']} seed={cfg['seed']}",
              "networks: linear-net = one linear layer per grid level; UNET/MLP = one noise-conditioned network "
              "(EDM preconditioning)", "", report.table(result["checks"]), "",
-             f"trained linear network: max relative loss gap to the closed-form optimum over levels "
-             f"{result['linear_loss_gap_max']:.2e}; classifier test accuracy {result['classifier_accuracy']:.3f}",
+             "trained linear network: relative loss gap to the closed-form optimum per level (sigma: gap): "
+             + ", ".join(f"{s:.3g}: {g:.2g}" for s, g in result["linear_loss_gap"].items()),
+             f"classifier test accuracy {result['classifier_accuracy']:.3f}; {CALIBRATED} patch size per level "
+             "(sigma high to low): " + "; ".join(f"{n}: {','.join(str(p) for p in s.values())}"
+                                                 for n, s in result["patch_schedules"].items()),
              "", "median per-sample r^2 (network vs machine, same initial noise):", *r2_table(result), "",
              f"creativity (copy: NN distance < {metrics.COPY_RATIO:.2g} x median test-to-train; mosaic: patch RMS "
              f"< {metrics.MOSAIC_RMS:g}; var outside top-{metrics.PCA_RANK} PCA; Frechet in the classifier's features "

@@ -17,8 +17,8 @@ def plot(path: str, result: dict) -> None:
     rows = [("training images", result["train"])]
     for name, row in result["creativity"].items():
         if "best_machine" in row:
-            best = row["best_machine"]
-            rows += [(name, samples[name]), (f"  {best} (r^2 {row['best_r2']:.2f})", samples[best])]
+            rows += [(name, samples[name]), (f"{row['best_machine']} (r^2 {row['best_r2']:.2f})",
+                                             samples[row["best_samples"]])]
     fig, axes = plt.subplots(len(rows), SHOWN, figsize=(SHOWN * 0.9 + 2.2, len(rows) * 0.95), squeeze=False)
     for (label, images), line in zip(rows, axes):
         for k, ax in enumerate(line):

@@ -10,7 +10,7 @@ import torch
 from numerics.bottleneck import RankDenoiser
 from numerics.datasets import load
 from numerics.denoisers import WienerDenoiser, train_linear
-from numerics.image_machines import PatchPosteriorDenoiser
+from numerics.image_machines import PatchPosteriorDenoiser, ScheduledPatchDenoiser
 from numerics.image_networks import VARIANTS
 from numerics.image_training import train_network
 from numerics.memorization import EmpiricalDenoiser
@@ -38,6 +38,40 @@ def machines(cfg, train: np.ndarray, side: int) -> dict:
         out[f"ls-{p}"] = PatchPosteriorDenoiser(images, p, "zeros", equivariant=False)
         out[f"els-{p}"] = PatchPosteriorDenoiser(images, p, "zeros", equivariant=True)
     return out
+
+
+CALIBRATION_IMAGES = 16  # held-out test images, with their own noise, that choose the patch size per level
+
+
+def els_bank(cfg, train: np.ndarray, side: int) -> dict:
+    """ELS machines for every odd patch size up to the image side (the calibration's candidates)."""
+    images = train[:cfg.patch_images].reshape(-1, side, side)
+    return {p: PatchPosteriorDenoiser(images, p, "zeros", equivariant=True) for p in range(3, side + 1, 2)}
+
+
+def calibrate(net, bank: dict, levels, held_out: np.ndarray, seed: int) -> ScheduledPatchDenoiser:
+    """Per noise level, the ELS patch size whose output is nearest (MSE) to the network's on held-out noisy images."""
+    generator = torch.Generator().manual_seed(seed + 3)
+    x0 = torch.as_tensor(held_out[:CALIBRATION_IMAGES])
+    schedule = {}
+    for sigma in levels:
+        y = x0 + float(sigma) * torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+        target = net(y, float(sigma))
+        errors = {p: float(((machine(y, float(sigma)) - target) ** 2).mean()) for p, machine in bank.items()}
+        schedule[float(sigma)] = min(errors, key=errors.get)
+    return ScheduledPatchDenoiser(bank, schedule)
+
+
+def calibrated(cfg, nets: dict, train, test, side: int, grid, x_start) -> tuple[dict, dict]:
+    """Per UNET variant, the ELS machine with a patch size per level calibrated to it; its samples and schedule."""
+    bank = els_bank(cfg, train, side)
+    levels = grid.sigma[grid.sigma > 0]
+    samples, schedules = {}, {}
+    for name in (n for n in cfg.variants if VARIANTS[n].kind == "unet"):
+        machine = calibrate(nets[name], bank, levels, test, cfg.seed)
+        schedules[name] = machine.schedule
+        samples[f"els-cal:{name}"] = run_all({name: machine}, cfg, grid, x_start)[name]
+    return samples, schedules
 
 
 def networks(cfg, train: np.ndarray, side: int, grid) -> tuple[dict, dict]:
