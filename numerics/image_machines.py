@@ -10,7 +10,9 @@ LS: the bank is the training patches at the same position ``i`` (n patches). ELS
 patches at every position (n h w patches), which makes the machine translation-equivariant; its
 bank is stored once per distinct patch with its multiplicity (log-count added to the logits: exact,
 and much smaller on images with a plain background).
-Padded entries are treated like pixels (a simplification at the boundary). Self-contained here;
+With ``zeros`` the padded entries are known (not noisy): an ELS query patch is compared only with
+training patches of the same padding pattern, i.e. at the same distance to the border (exact: any
+other patch has likelihood 0). Self-contained here;
 to be folded with the local-denoisers work (issue 11).
 """
 from __future__ import annotations
@@ -33,6 +35,20 @@ def patches(images: torch.Tensor, patch: int, padding: str) -> torch.Tensor:
     return F.unfold(padded, patch).permute(2, 0, 1)          # (L, n, p^2)
 
 
+def position_groups(shape, patch: int, padding: str, equivariant: bool) -> list[torch.Tensor]:
+    """Positions whose patches share one bank: each position alone (LS); all positions (ELS), except that
+    with ``zeros`` the padded entries are known exactly, so only positions with the same padding
+    pattern (distance to the border) share a bank."""
+    L = shape[0] * shape[1]
+    if not equivariant:
+        return [torch.tensor([i]) for i in range(L)]
+    if padding != "zeros":
+        return [torch.arange(L)]
+    mask = patches(torch.ones(1, *shape), patch, "zeros")[:, 0]         # (L, p^2): 1 pixel, 0 padding
+    _, ids = torch.unique(mask, dim=0, return_inverse=True)
+    return [torch.nonzero(ids == g)[:, 0] for g in range(int(ids.max()) + 1)]
+
+
 class PatchPosteriorDenoiser:
     """The LS (``equivariant=False``) or ELS (``equivariant=True``) machine of ``train`` ``(n, h, w)``."""
 
@@ -43,29 +59,29 @@ class PatchPosteriorDenoiser:
         if patch % 2 == 0 or patch > min(train.shape[1:]):
             raise ValueError(f"patch must be odd and <= the image side {min(train.shape[1:])}, got {patch}")
         self.padding, self.patch, self.shape = choice(padding, "padding", PADDINGS), patch, train.shape[1:]
-        bank = patches(torch.as_tensor(train, dtype=dtype), patch, self.padding)   # (L, n, p^2)
-        log_count = torch.zeros(bank.shape[:2], dtype=dtype)
-        if equivariant:                                                          # every position, shared
-            bank, count = torch.unique(bank.reshape(-1, patch * patch), dim=0, return_counts=True)
-            bank, log_count = bank[None], torch.log(count.to(dtype))[None]
-        self.bank, self.log_count, self.centre = bank, log_count, bank[:, :, (patch * patch) // 2]
+        self.dtype = dtype
+        every = patches(torch.as_tensor(train, dtype=dtype), patch, self.padding)   # (L, n, p^2)
+        self.groups = []
+        for positions in position_groups(self.shape, patch, self.padding, equivariant):
+            bank, count = torch.unique(every[positions].reshape(-1, patch * patch), dim=0, return_counts=True)
+            self.groups.append((positions, bank, torch.log(count.to(dtype)), bank[:, (patch * patch) // 2]))
 
     def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         h, w = self.shape
         if x.ndim != 2 or x.shape[1] != h * w:
             raise ValueError(f"x must have shape (batch, {h * w}), got {tuple(x.shape)}")
         sigma = positive(sigma, "sigma")
-        query = patches(x.to(self.bank.dtype).view(-1, h, w), self.patch, self.padding)  # (L, b, p^2)
-        out = torch.empty(query.shape[:2], dtype=self.bank.dtype)
-        step = max(1, ENTRIES // (query.shape[1] * self.bank.shape[1]))
-        for start in range(0, len(query), step):
-            rows = slice(start, start + step)
-            bank = self.bank if len(self.bank) == 1 else self.bank[rows]
-            centre, log_count = (self.centre, self.log_count) if len(self.bank) == 1 else \
-                (self.centre[rows], self.log_count[rows])
-            d2 = torch.cdist(query[rows], bank.expand(len(query[rows]), -1, -1)) ** 2   # (c, b, m)
-            weights = torch.softmax(log_count[:, None] - d2 / (2 * sigma**2), dim=-1)  # posterior over the bank
-            out[rows] = (weights @ centre.expand(len(weights), -1)[..., None])[..., 0]
+        query = patches(x.to(self.dtype).view(-1, h, w), self.patch, self.padding)  # (L, b, p^2)
+        out = torch.empty(query.shape[:2], dtype=self.dtype)
+        for positions, bank, log_count, centre in self.groups:
+            q = query[positions].reshape(-1, query.shape[2])                  # (k b, p^2)
+            value = torch.empty(len(q), dtype=self.dtype)
+            step = max(1, ENTRIES // len(bank))
+            for start in range(0, len(q), step):
+                d2 = torch.cdist(q[start:start + step], bank) ** 2                  # (rows, m)
+                weights = torch.softmax(log_count - d2 / (2 * sigma**2), dim=1)    # posterior over the bank
+                value[start:start + step] = weights @ centre
+            out[positions] = value.view(len(positions), -1)
         return out.T.to(x.dtype)                                                 # (b, L) = (b, h w)
 
 

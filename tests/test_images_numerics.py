@@ -79,31 +79,33 @@ def test_bad_switch_is_named():
         UNet(norm="layer")
 
 
-def brute_force(train, y, sigma, patch, equivariant):
+def brute_force(train, y, sigma, patch, equivariant, padding):
     """Posterior mean of each centre pixel by explicit loops over positions and training patches."""
     n, h, w = train.shape
     r = patch // 2
-    pad = lambda z: np.pad(z, ((r, r), (r, r)))  # noqa: E731
-    bank = [(i, j, pad(t)[i:i + patch, j:j + patch]) for t in train for i in range(h) for j in range(w)]
+    pad = lambda z: np.pad(z, ((r, r), (r, r)), mode={"zeros": "constant", "circular": "wrap"}[padding])  # noqa: E731
+    known = np.pad(np.ones((h, w)), r) if padding == "zeros" else np.ones((h + 2 * r, w + 2 * r))
+    same = lambda a, b, i, j: np.array_equal(known[a:a + patch, b:b + patch], known[i:i + patch, j:j + patch])  # noqa: E731
+    bank = [(a, b, pad(t)[a:a + patch, b:b + patch]) for t in train for a in range(h) for b in range(w)]
     q = pad(y)
     out = np.empty((h, w))
     for i in range(h):
         for j in range(w):
-            local = [p for (a, b, p) in bank if equivariant or (a, b) == (i, j)]
+            local = [p for (a, b, p) in bank if (a, b) == (i, j) or (equivariant and same(a, b, i, j))]
             logits = np.array([-((q[i:i + patch, j:j + patch] - p) ** 2).sum() / (2 * sigma**2) for p in local])
             weights = np.exp(logits - logits.max())
             out[i, j] = (weights * np.array([p[r, r] for p in local])).sum() / weights.sum()
     return out
 
 
-@pytest.mark.parametrize("equivariant", [False, True])
-def test_patch_machines_equal_brute_force_posterior_mean(equivariant):
+@pytest.mark.parametrize("equivariant,padding", [(False, "zeros"), (True, "zeros"), (True, "circular")])
+def test_patch_machines_equal_brute_force_posterior_mean(equivariant, padding):
     rng = np.random.default_rng(0)
     train = np.round(rng.uniform(-1, 1, (3, 4, 5)), 1)      # rounded: repeated patches exercise the counts
     y = rng.normal(size=(4, 5))
-    machine = PatchPosteriorDenoiser(train, 3, equivariant=equivariant)
+    machine = PatchPosteriorDenoiser(train, 3, padding, equivariant=equivariant)
     out = machine(torch.as_tensor(y.reshape(1, -1)), 0.7).numpy().reshape(4, 5)
-    assert np.allclose(out, brute_force(train, y, 0.7, 3, equivariant), atol=1e-12)  # float64, same sums
+    assert np.allclose(out, brute_force(train, y, 0.7, 3, equivariant, padding), atol=1e-12)  # float64, same sums
 
 
 def test_patch_machine_refuses_even_or_large_patch():

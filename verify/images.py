@@ -87,13 +87,13 @@ class Config:
                 raise ValueError(f"patches must be odd, got {p}")
 
 
-def checks(cfg, nets_x, machine_x, r2, copy_rate_of, accuracy) -> list[Check]:
+def checks(cfg, rows: dict, r2: dict, accuracy: float) -> list[Check]:
     """The three rows that can fail (swapped machines under the negative control)."""
     swap = cfg.negative_control == "swap-machines"
     target = "memorizing" if swap else "wiener"
     median = float(np.median(r2["linear-net"][target]))
     copier = "wiener" if swap else "memorizing"
-    rate = copy_rate_of(machine_x[copier])
+    rate = rows[copier]["copy_rate"]
     return [Check(f"linear network = {target} machine (median r^2)", median, None, median >= R2_BOUND,
                   f">= {R2_BOUND}", f"{median:.4f}", f">= {R2_BOUND}"),
             Check(f"{copier} machine copies training images", rate, None, rate >= COPY_BOUND,
@@ -136,8 +136,7 @@ def run(cfg: Config) -> dict:
     for name in nets_x:
         rows[name].update(best(name, r2[name]))
     reference = metrics.reference_row(train, test, classifier, side, patch, cfg.samples)
-    copy_rate_of = lambda x: metrics.creativity_row(x, train, test, classifier, side, patch)["copy_rate"]  # noqa: E731
-    verdicts = checks(cfg, nets_x, machine_x, r2, copy_rate_of, accuracy)
+    verdicts = checks(cfg, rows, r2, accuracy)
     gaps = loss_gap(nets["linear-net"], machine["wiener"], train)
     return {"passed": report.verdict(verdicts), "checks": verdicts, "config": asdict(cfg), "source": d["source"],
             "side": side, "median_r2": {n: {m: float(np.median(v)) for m, v in r2[n].items()} for n in r2},

@@ -41,12 +41,13 @@ def machines(cfg, train: np.ndarray, side: int) -> dict:
 
 
 CALIBRATION_IMAGES = 16  # held-out test images, with their own noise, that choose the patch size per level
+CALIBRATION_PATCHES = (3, 5, 7)  # candidate ELS patch sizes (larger ones cost p^2 per distance: a time bound)
 
 
 def els_bank(cfg, train: np.ndarray, side: int) -> dict:
-    """ELS machines for every odd patch size up to the image side (the calibration's candidates)."""
+    """ELS machines for the candidate patch sizes that fit the image (the calibration's candidates)."""
     images = train[:cfg.patch_images].reshape(-1, side, side)
-    return {p: PatchPosteriorDenoiser(images, p, "zeros", equivariant=True) for p in range(3, side + 1, 2)}
+    return {p: PatchPosteriorDenoiser(images, p, "zeros", equivariant=True) for p in CALIBRATION_PATCHES if p <= side}
 
 
 def calibrate(net, bank: dict, levels, held_out: np.ndarray, seed: int) -> ScheduledPatchDenoiser:
