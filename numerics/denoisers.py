@@ -1,16 +1,19 @@
 """Affine denoisers ``D(x, sigma) -> x0_hat`` on ``(batch, dim)`` tensors.
 
 Each exposes ``affine(sigma) -> (G, b)`` (float64 numpy, ``D(x) = G x + b``) so the theory can
-compute the exact law of whatever the sampler actually ran.
+compute the exact law of whatever the sampler actually ran. Every denoiser here is computed from its
+definition (normal equations, least squares, gradient descent on the denoising loss): nothing is taken
+from ``theory/``.
 """
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 import torch
 
+from numerics import validation
+from numerics.moments import empirical_moments
 from numerics.noise import randn_like
-from theory import validation
-from theory.linear import OptimalAffineDenoiser, TrainingSetLaw
 
 
 def check_width(x: torch.Tensor, d: int) -> None:
@@ -41,36 +44,72 @@ class AffineDenoiser:
         return x @ G.T + torch.as_tensor(b, dtype=x.dtype, device=x.device)
 
 
+def normal_equations(mean, cov, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """The MSE-optimal affine ``D(y) = G y + b`` for ``y = x0 + sigma n``, solved from its normal equations.
+
+    Setting the gradient of ``E|G y + b - x0|^2`` to zero: ``E[x0 - G y - b] = 0`` and
+    ``Cov(x0, y) = G Cov(y)``, with ``Cov(x0, y) = Sigma`` and ``Cov(y) = Sigma + sigma^2 I``.
+    """
+    sigma = validation.positive(sigma, "sigma")
+    cov_y = cov + sigma**2 * np.eye(len(mean))                        # Cov(y), positive definite
+    G = scipy.linalg.solve(cov_y, cov, assume_a="pos").T             # G Cov(y) = Cov(x0, y); both symmetric
+    return G, mean - G @ mean                                        # E[x0] = G E[y] + b, E[y] = E[x0]
+
+
+class LevelCache:
+    """Per-noise-level ``(G, b)`` and their torch copies, within a memory budget (oldest level evicted)."""
+
+    BUDGET_BYTES = 2**30
+
+    def __init__(self, solve, d: int):
+        self.solve, self.capacity = solve, max(2, self.BUDGET_BYTES // (16 * d * d))
+        self.maps, self.tensors = {}, {}
+
+    def affine(self, sigma):
+        key = float(sigma)
+        if key not in self.maps:
+            if len(self.maps) >= self.capacity:
+                oldest = next(iter(self.maps))
+                self.maps.pop(oldest)
+                self.tensors = {k: v for k, v in self.tensors.items() if k[0] != oldest}
+            self.maps[key] = self.solve(key)
+        return self.maps[key]
+
+    def tensor(self, sigma, dtype, device):
+        key = (float(sigma), dtype, str(device))
+        if key not in self.tensors:
+            G, b = self.affine(sigma)
+            self.tensors[key] = (torch.as_tensor(G.T, dtype=dtype, device=device).contiguous(),
+                                 torch.as_tensor(b, dtype=dtype, device=device))
+        return self.tensors[key]
+
+
 class WienerDenoiser(AffineDenoiser):
-    """The closed-form optimal affine denoiser ``mu + Sigma (Sigma + sigma^2 I)^{-1} (x - mu)`` (Result 1)."""
+    """The optimal affine denoiser of a target with moments ``(mean, cov)``, from the normal equations.
+
+    One gain matrix per noise level, solved once and cached; a call is one ``(batch, d) x (d, d)`` product.
+    """
 
     def __init__(self, mean, cov):
         self.mean = validation.mean_vector(mean)
         self.cov = validation.covariance(cov, dim=len(self.mean))
-        eigenvalues, self.U = np.linalg.eigh(self.cov)
-        self.eigenvalues = np.clip(eigenvalues, 0.0, None)
-        self._result = OptimalAffineDenoiser()
+        self.levels = LevelCache(self.solve, len(self.mean))
 
     @classmethod
     def from_training_set(cls, train):
-        """Optimal affine denoiser of the empirical distribution: ``mu_hat``, ``Sigma_hat`` over ``n`` (Result 4)."""
-        return cls(*TrainingSetLaw.moments(train))
+        """Optimal affine denoiser of the empirical distribution of ``train`` (its own moments)."""
+        return cls(*empirical_moments(train))
 
-    def gain(self, sigma) -> np.ndarray:
-        """Per-eigen-direction gains ``lambda / (lambda + sigma^2)``."""
-        return self._result.gain(self.eigenvalues, sigma)
+    def solve(self, sigma) -> tuple[np.ndarray, np.ndarray]:
+        return normal_equations(self.mean, self.cov, sigma)
 
     def affine(self, sigma):
-        G = (self.U * self.gain(sigma)) @ self.U.T
-        return G, self.mean - G @ self.mean
+        return self.levels.affine(sigma)
 
     def __call__(self, x, sigma):
-        """Applied in the eigenbasis: ``mu + U diag(g) U^T (x - mu)``, O(batch d^2)."""
         check_width(x, len(self.mean))
-        gain = torch.as_tensor(self.gain(sigma), dtype=x.dtype, device=x.device)
-        U = torch.as_tensor(self.U, dtype=x.dtype, device=x.device)
-        mean = torch.as_tensor(self.mean, dtype=x.dtype, device=x.device)
-        return mean + ((x - mean) @ U * gain) @ U.T
+        G_T, b = self.levels.tensor(sigma, x.dtype, x.device)
+        return torch.addmm(b, x, G_T)
 
 
 class TabulatedAffineDenoiser(AffineDenoiser):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from theory import validation
+from numerics import validation
 
 
 class EmpiricalDenoiser:

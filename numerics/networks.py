@@ -10,7 +10,7 @@ import torch
 
 from numerics.denoisers import level
 from numerics.noise import randn_like
-from theory import validation
+from numerics import validation
 
 NEGATIVE_SLOPE = 0.01  # LeakyReLU, torch's default
 CHUNK_ENTRIES = 2**21  # point-segment pairs per chunk in distance_to_image (~32 MB per temporary)

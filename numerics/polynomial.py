@@ -24,7 +24,7 @@ from numpy.polynomial import hermite_e
 
 from numerics.denoisers import check_width, level
 from numerics.noise import randn_like
-from theory import validation
+from numerics import validation
 from theory.polynomial import coefficients
 
 MAX_TENSOR_DIM = 3     # a tensor Gauss-Hermite rule has q^d nodes per atom: d <= 3 keeps it small

@@ -5,7 +5,7 @@ import torch
 
 from numerics.noise import StackedGenerator, draw_gaussian
 from numerics.samplers import SAMPLERS
-from theory import validation
+from numerics import validation
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.validation import positive, positive_int
+from numerics.validation import positive, positive_int
 
 
 @dataclass(frozen=True)

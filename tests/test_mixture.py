@@ -281,7 +281,7 @@ def heun_run():
     seed = 0
     mixture = mixture_model(2, seed)
     W = random_encoder(2, 1, seed)
-    x = regression.run_from_marginal(EncoderDecoderDenoiser(mixture, W), "heun", VESchedule().grid(16),
+    x = regression.run_from_marginal(EncoderDecoderDenoiser(mixture.weights, mixture.means, mixture.covs, W), "heun", VESchedule().grid(16),
                                      mixture, 1000, seed)
     return mixture, W, x, float(np.sqrt(np.trace(mixture.moments()[1])))
 
@@ -322,7 +322,7 @@ def test_non_orthonormal_encoder_is_refused(pair, stretch):
     with pytest.raises(ValueError, match="orthonormal columns"):
         mixture.project(bent)
     with pytest.raises(ValueError, match="orthonormal columns"):
-        EncoderDecoderDenoiser(mixture, bent)
+        EncoderDecoderDenoiser(mixture.weights, mixture.means, mixture.covs, bent)
     with pytest.raises(ValueError, match="orthonormal columns"):
         FixedEncoderLaw.sample(mixture, bent, 3, np.random.default_rng(0))
 

@@ -1,22 +1,28 @@
-"""Mutation rows for ``verify.images``: a planted error in a formula the CLI relies on must make it FAIL."""
+"""Mutation rows for ``verify.images`` (same machinery as ``tests/test_mutations.py``): each must FAIL."""
+import numpy as np
 import pytest
 
-from verify import images
+from mutations import Mutation, apply, failed_checks, run_cli
 from test_verify_images import TINY
 
+
+def _noise_doubled(original):
+    def gain(self, eigenvalues, sigma_value):
+        return original(self, eigenvalues, np.sqrt(2) * sigma_value)   # lambda / (lambda + 2 sigma^2)
+    return gain
+
+
 MUTATIONS = [
-    # (name, target attribute, replacement, argv, failing check)
-    ("Wiener gain with 2 sigma^2", "theory.linear.OptimalAffineDenoiser.gain",
-     lambda self, eigenvalues, sigma: eigenvalues / (eigenvalues + 2 * sigma**2), TINY,
-     "linear network = wiener machine (median r^2)"),
-    ("copy threshold 0", "verify.images_metrics.COPY_RATIO", 0.0, TINY + ["--linear-steps", "20"],  # fast: no linear claim
-     "memorizing machine copies training images"),
+    Mutation("Result 1 gain with 2 sigma^2", "theory.linear:OptimalAffineDenoiser.gain", _noise_doubled,
+             "verify.images", tuple(TINY), "linear network = wiener machine"),
+    Mutation("copy threshold 0", "verify.images_metrics:COPY_RATIO", lambda original: 0.0, "verify.images",
+             tuple(TINY + ["--linear-steps", "20"]), "memorizing machine copies"),  # fast: the linear row is not read
 ]
 
 
-@pytest.mark.parametrize("name,target,replacement,argv,check", MUTATIONS, ids=[m[0] for m in MUTATIONS])
-def test_planted_error_fails(name, target, replacement, argv, check, monkeypatch, capsys):
-    monkeypatch.setattr(target, replacement)
-    assert images.main(argv) == 1
-    failed = [line for line in capsys.readouterr().out.splitlines() if line.rstrip().endswith("FAIL")]
-    assert any(line.startswith(check) for line in failed), failed
+@pytest.mark.parametrize("mutation", MUTATIONS, ids=[m.name for m in MUTATIONS])
+def test_planted_error_fails(mutation, monkeypatch, capsys):
+    apply(monkeypatch, mutation)
+    code, output = run_cli(mutation.cli, mutation.argv, capsys)
+    assert code == 1
+    assert any(line.startswith(mutation.fails) for line in failed_checks(output)), failed_checks(output)

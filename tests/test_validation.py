@@ -14,7 +14,7 @@ from numerics.samplers import SAMPLERS
 from numerics.sampling import affine_probe, sample
 from numerics.schedules import SCHEDULES, DDPMSchedule, VESchedule, VPSchedule
 from strategies import covariances
-from theory import validation
+from numerics import validation
 from theory.linear import OptimalAffineDenoiser, TrainingSetLaw
 from theory.linear_law import affine_law, continuous_law, prior_start, wiener_law
 from theory.steps import step_map

@@ -87,3 +87,18 @@ def test_cli_writes_json_and_plot_in_each_mode(argv, tmp_path):
     data = json.loads(path.read_text())
     assert data["passed"] is True and data["checks"] and data["config"]["mode"] == (argv[1] if argv[0] == "--mode" else "linear")
     assert figure.exists() or argv[0] == "--mode"  # the decoder mode has no spectrum to plot
+
+
+def test_decoder_mode_holds_for_the_reverse_sde_and_from_the_prior():
+    """Result 7 for the ancestral (reverse-SDE) sampler from the true marginal, and the PF-ODE from the prior."""
+    for overrides in (dict(sampler="ddpm", steps=128, samples=1500), dict(init="prior", samples=1500)):
+        result = run(config("decoder", **overrides))
+        assert result["passed"], (overrides, failed(result))
+        assert {"regression residual", "projected law (KS per code coordinate)"} <= {c.name for c in result["checks"]}
+
+
+def test_rank_mode_names_the_independent_result_5_checks():
+    result = run(config("linear", dim=8, rank=3, samples=2000, steps=16))
+    assert result["passed"], failed(result)
+    assert {"Result 5: formula = reduced-rank regression", "Result 5: formula vs reduced-rank least-squares fit",
+            "Result 5: kept = top-r eigenvectors (eigh)"} <= {c.name for c in result["checks"]}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from theory import validation
+from numerics import validation
 from theory.finite_step import GaussianLaw
 from theory.linear_law import OPTIMAL, eigen_decomposition, prior_start, spectral_continuous_law, spectral_law
 from theory.result import Result
@@ -59,9 +59,11 @@ class RankRestrictedDenoiser(Result):
                        "(Eckart--Young) $A S^{1/2}$ is the rank-$r$ truncation of $\\Sigma S^{-1/2}$, whose singular "
                        "values $\\lambda/\\sqrt{\\lambda+\\sigma^2}$ increase with $\\lambda$: the same top-$r$ subspace "
                        "wins at every $\\sigma$. Keeping a direction lowers the loss by the amount below. If "
-                       "$\\lambda_r = \\lambda_{r+1}$ the optimum is not unique."),
+                       "$\\lambda_r = \\lambda_{r+1} > 0$ the optimum is not unique: any rank-$r$ choice inside the tied "
+                       "eigenspace is optimal, possibly a different one at each $\\sigma$, so a family of laws results "
+                       "(ties at $\\lambda = 0$ are harmless: those directions get gain 0)."),
             assumptions=("finite second moments, $n \\sim \\mathcal{N}(0, I)$ independent of $x_0$",
-                         "$1 \\le r \\le d$; a strict gap $\\lambda_r > \\lambda_{r+1}$ for uniqueness"),
+                         "$1 \\le r \\le d$; for uniqueness a strict gap $\\lambda_r > \\lambda_{r+1}$ or $\\lambda_r = 0$"),
             formulas={"loss reduction": sp.Eq(sp.Symbol("\\Delta_j"), reduction),
                       "monotone in lambda": sp.Eq(sp.Derivative(sp.Symbol("\\Delta_j"), lam), slope)},
         )
@@ -79,11 +81,19 @@ class RankRestrictedDenoiser(Result):
         if rank == d:
             return Cut(keep, True, ())
         inside, outside = eigenvalues[d - rank], eigenvalues[d - rank - 1]
-        tied = abs(inside - outside) <= rtol * max(np.max(np.abs(eigenvalues)), 1e-300)  # eigh resolves to eps x max
+        top = max(np.max(np.abs(eigenvalues)), 1e-300)
+        # eigh resolves eigenvalues to ~eps x max. Zero eigenvalues at the cut (rank Sigma < r) are no tie:
+        # their directions get gain 0 whichever is "kept", so the optimum is unique.
+        tied = inside > rtol * top and abs(inside - outside) <= rtol * top
         return Cut(keep, not tied, (float(outside), float(inside)) if tied else ())
 
     def affine(self, mean, cov, sigma_value, rank: int, allow_tie: bool = False):
-        """``(G, b, cut)`` of the rank-``rank`` optimum; a tie at the cut raises unless ``allow_tie``."""
+        """``(G, b, cut)`` of the rank-``rank`` optimum; a tie at the cut raises unless ``allow_tie``.
+
+        With ``allow_tie`` the member returned keeps the tied eigenvectors that ``numpy.linalg.eigh``
+        orders last; every rank-r choice inside the tied eigenspace is optimal too, and a denoiser may
+        pick a different one at each sigma, so a tie defines a family of generated laws.
+        """
         mean, eigenvalues, U = eigen_decomposition(mean, cov)
         cut = self.cut(eigenvalues, rank)
         if not cut.unique and not allow_tie:
@@ -146,7 +156,7 @@ class RankLaw(Result):
             statement=("With the rank-$r$ optimum the sampler runs the linear flow of $(\\mu, \\Sigma_r)$, "
                        "$\\Sigma_r = U_r \\Lambda_r U_r^\\top$, from the true target's start law: kept directions "
                        "behave as in the linear case, a discarded direction's deviation from $\\mu$ shrinks by "
-                       "$\\sigma_{end}/\\sigma_{max}$ (ODE). From the exact marginal the continuous flows generate "
+                       "$\\sigma_{end}/\\sigma_{max}$ (ODE). From the Gaussian marginal the continuous flows generate "
                        "$\\mathcal{N}(\\mu, U_r \\Lambda_r U_r^\\top)$: a Gaussian on the top-$r$ principal subspace. "
                        "Every finite-step sampler's law is Result 3 with the truncated spectrum."),
             assumptions=("the rank-$r$ optimum is unique ($\\lambda_r > \\lambda_{r+1}$)",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from theory import validation
+from numerics import validation
 from theory.mixture import GaussianMixture, encoder
 from theory.result import Result
 
@@ -48,15 +48,22 @@ class FixedEncoderLaw(Result):
                        "decoder is $g(u) = \\mathbb{E}[x_0 \\mid W^\\top x_\\sigma = u]$. Since "
                        "$W^\\top \\mathbb{E}[x_0\\mid u] = \\mathbb{E}[W^\\top x_0 \\mid u]$, the code $u = W^\\top y$ follows "
                        "the exact Bayes probability-flow of the projected target $\\mathrm{law}(W^\\top x_0)$ and, "
-                       "from its exact marginal, ends distributed as $\\mathrm{law}(W^\\top x_0)$; the orthogonal part "
+                       "from its true marginal $p_\\sigma$, ends distributed as $\\mathrm{law}(W^\\top x_0)$; the orthogonal part "
                        "solves $d v/d\\sigma = (v - P_\\perp g)/\\sigma$, whose limit is $P_\\perp g(u_0)$ at "
                        "$\\sigma = 0$. The generated sample is the regression $\\mathbb{E}[x_0 \\mid W^\\top x_0 = u_0]$. "
+                       "The same holds for the reverse SDE: $W^\\top d\\bar w$ is an $r$-dimensional Brownian motion, so "
+                       "$u$ follows the exact reverse SDE of the projected target, and the orthogonal deviation "
+                       "$v - P_\\perp g(u)$ is contracted by the drift $2(v - P_\\perp g)/\\sigma$ while the injected "
+                       "noise has variance $O(\\sigma^2)$: it vanishes at $\\sigma = 0$. From the standard prior "
+                       "$\\mathcal{N}(0, \\sigma_{max}^2 I)$ instead of $p_{\\sigma_{max}}$ it holds approximately, with an "
+                       "error that vanishes as $\\operatorname{tr}\\Sigma / \\sigma_{max}^2 \\to 0$. "
                        "For a Gaussian mixture the decoder is the ratio of mixtures below with "
                        "$S_k = W^\\top C_k W + \\sigma^2 I$ and responsibilities "
                        "$w_k(u) \\propto \\pi_k \\mathcal{N}(u; W^\\top m_k, S_k)$. For a training set whose "
                        "projections are distinct the flow returns training points: the bottleneck still memorizes."),
             assumptions=("$W^\\top W = I_r$; the decoder is the exact conditional mean at every $\\sigma$",
-                         "exact integration of the probability-flow ODE; start from the exact marginal",
+                         "exact integration of the probability-flow ODE or the reverse SDE; start from the true marginal "
+                         "$p_{\\sigma_{max}}$ (from the prior: approximately)",
                          "$u \\mapsto \\mathbb{E}[x_0 \\mid W^\\top x_\\sigma = u]$ continuous as $\\sigma \\to 0$ "
                          "(for mixtures: $W^\\top C_k W \\succ 0$, or distinct projected atoms)"),
             formulas={"mixture decoder": sp.Eq(sp.Function("g")(u, sp.Symbol("sigma")), decoder)},

@@ -19,7 +19,7 @@ import sympy as sp
 from theory.result import Result
 from theory.steps import GRID_SYMBOLS, UPDATES, step_map
 from theory.symbols import b, b_next
-from theory.validation import choice
+from numerics.validation import choice
 
 
 class Diagonal:

@@ -10,7 +10,7 @@ from functools import cached_property
 import numpy as np
 import sympy as sp
 
-from theory import validation
+from numerics import validation
 from theory.result import Result
 from theory.symbols import lam, m0, mu, sigma, sigma_end, sigma_max, v0
 
@@ -119,7 +119,7 @@ class ContinuousFlowLaw(Result):
             statement=("With the optimal affine denoiser, both the probability-flow ODE and the reverse SDE "
                        "map a Gaussian start to a Gaussian; per eigen-direction of $\\Sigma$ the mean and "
                        "variance at $\\sigma_{end}$ are below (multiply by $s(t_{end})$ to scale). From the "
-                       "exact marginal ($m_0 = \\mu$, $v_0 = \\lambda + \\sigma_{max}^2$) both give "
+                       "Gaussian marginal $\\mathcal{N}(\\mu, \\Sigma + \\sigma_{max}^2 I)$ ($m_0 = \\mu$, $v_0 = \\lambda + \\sigma_{max}^2$) both give "
                        "$\\mathcal{N}(\\mu, \\Sigma)$ at $\\sigma_{end} = 0$; from the VE prior "
                        "($m_0 = 0$, $v_0 = \\sigma_{max}^2$) the ODE gain is "
                        "$\\sqrt{\\lambda/(\\lambda + \\sigma_{max}^2)}$."),
@@ -164,7 +164,7 @@ class TrainingSetLaw(Result):
             name="Linear denoiser trained on a finite set",
             statement=("The optimal affine denoiser for the empirical distribution of $x_1, \\dots, x_n$ is "
                        "Result 1 with the empirical mean and the empirical covariance normalized by $n$. "
-                       "The continuous flows from the exact marginal generate "
+                       "The continuous flows from the Gaussian marginal of $(\\hat\\mu, \\hat\\Sigma)$ generate "
                        "$\\mathcal{N}(\\hat\\mu, \\hat\\Sigma)$ at $\\sigma_{end} = 0$: new samples, almost surely "
                        "no training point, supported on the affine span of the training points (dimension "
                        "$\\le n - 1$). Finite-step samplers follow Result 3 with $(\\hat\\mu, \\hat\\Sigma)$; "

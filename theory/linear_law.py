@@ -14,7 +14,7 @@ from functools import cache
 
 import numpy as np
 
-from theory import validation
+from numerics import validation
 from theory.finite_step import Dense, Diagonal, GaussianLaw, propagate
 from theory.linear import ContinuousFlowLaw, OptimalAffineDenoiser
 from theory.steps import UPDATES
@@ -42,7 +42,7 @@ def prior_start(grid, mean, cov) -> GaussianLaw:
 
 
 def marginal_start(grid, mean, cov) -> GaussianLaw:
-    """The exact marginal of a target with moments ``(mean, cov)``: ``N(s mu, s^2 (Sigma + sigma^2 I))``."""
+    """The Gaussian marginal (exact for a Gaussian target) of a target with moments ``(mean, cov)``: ``N(s mu, s^2 (Sigma + sigma^2 I))``."""
     s, sigma = grid.s[0], grid.sigma[0]
     return GaussianLaw(s * np.asarray(mean), s**2 * (cov + sigma**2 * _identity_like(cov)))
 

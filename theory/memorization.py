@@ -10,7 +10,7 @@ import numpy as np
 import sympy as sp
 from scipy.special import logsumexp
 
-from theory import validation
+from numerics import validation
 from theory.result import Result
 
 
@@ -43,7 +43,7 @@ class EmpiricalDenoiser(Result):
             name="Memorizing (unrestricted) denoiser of a training set",
             statement=("For the empirical distribution of $x_1,\\dots,x_n$ the Bayes denoiser is the posterior "
                        "mean over atoms (below; $(y - x_i)^2$ stands for $\\|y - x_i\\|^2$). (i) Exact: from the "
-                       "exact marginal, the probability-flow ODE and the reverse SDE reproduce the empirical "
+                       "true marginal $p_\\sigma$ (the training set blurred by the noise), the probability-flow ODE and the reverse SDE reproduce the empirical "
                        "distribution, uniform over the training points. (ii) Limit: from the standard prior every "
                        "trajectory ends at a training point as $\\sigma_{min} \\to 0$ (almost surely). (iii) Exact, "
                        "computable: at a finite $\\sigma$ the output $D(y)$ lies within "
@@ -51,15 +51,19 @@ class EmpiricalDenoiser(Result):
                        "linear denoiser on the same set generates $\\mathcal{N}(\\hat\\mu, \\hat\\Sigma)$, which "
                        "charges no training point (for $n \\ge 2$ distinct points)."),
             assumptions=("equal weights $1/n$; Gaussian noise $y = x_0 + \\sigma n$",
-                         "(i) exact flows from the exact marginal; (ii) a limit, not a finite-step statement"),
+                         "(i) exact flows from the true marginal $p_\\sigma$; (ii) a limit, not a finite-step statement"),
             formulas={"denoiser": sp.Eq(sp.Function("D")(y, sig),
                                         sp.Sum(weight * x[i], (i, 1, n)) / sp.Sum(weight, (i, 1, n)))},
             exact=False,
         )
 
     @staticmethod
-    def copy_bound(y, train, sigma: float) -> np.ndarray:
-        """Per row of ``y``: ``sum_i w_i(y) |x_i - x_{j*}|``, a bound on the distance of ``D(y)`` to ``x_{j*}``."""
+    def posterior_weights(y, train, sigma: float) -> np.ndarray:
+        """``w_i(y) = softmax_i(-|y - x_i|^2 / (2 sigma^2))`` per row of ``y``: shape ``(len(y), n)``.
+
+        Logits are taken relative to the nearest atom and factored, so a tiny sigma sends far atoms to
+        weight 0 instead of overflowing.
+        """
         train = validation.finite_array(train, "train", ndim=2)
         y = validation.finite_array(y, "y", ndim=2)
         sigma = validation.positive(sigma, "sigma")
@@ -67,6 +71,17 @@ class EmpiricalDenoiser(Result):
         nearest = distance.min(axis=1, keepdims=True)
         with np.errstate(over="ignore"):  # tiny sigma: far atoms get logit -inf, weight 0
             logits = -0.5 * ((distance - nearest) / sigma) * ((distance + nearest) / sigma)
-        w = np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
+        return np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
+
+    @classmethod
+    def denoise(cls, y, train, sigma: float) -> np.ndarray:
+        """``D(y; sigma) = sum_i w_i(y) x_i`` (the formula), per row of ``y``."""
+        return cls.posterior_weights(y, train, sigma) @ validation.finite_array(train, "train", ndim=2)
+
+    @classmethod
+    def copy_bound(cls, y, train, sigma: float) -> np.ndarray:
+        """Per row of ``y``: ``sum_i w_i(y) |x_i - x_{j*}|``, a bound on the distance of ``D(y)`` to ``x_{j*}``."""
+        w = cls.posterior_weights(y, train, sigma)
+        train = np.asarray(train, dtype=np.float64)
         nearest = train[w.argmax(axis=1)]
         return np.einsum("ni,ni->n", w, np.linalg.norm(train[None] - nearest[:, None], axis=2))

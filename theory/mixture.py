@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from theory import validation
+from numerics import validation
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from math import comb
 import numpy as np
 import sympy as sp
 
-from theory import validation
+from numerics import validation
 from theory.result import Result
 from theory.symbols import sigma
 

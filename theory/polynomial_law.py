@@ -33,7 +33,7 @@ from scipy.integrate import solve_ivp
 from scipy.interpolate import PchipInterpolator
 from scipy.special import ndtr
 
-from theory import validation
+from numerics import validation
 from theory.polynomial import _degree, _in_y, _moment_array, _standardized, coefficients, denoise, gaussian_moment
 from theory.result import Result
 from theory.symbols import sigma

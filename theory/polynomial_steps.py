@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from theory import validation
+from numerics import validation
 from theory.polynomial import _degree, coefficients
 from theory.result import Result
 

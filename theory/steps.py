@@ -17,7 +17,7 @@ from functools import cache
 import sympy as sp
 
 from theory.symbols import G, G_next, b, b_next, h, s, s_dot, s_next, sigma, sigma_dot, sigma_next, x, z
-from theory.validation import choice
+from numerics.validation import choice
 
 GRID_SYMBOLS = (sigma, sigma_next, s, s_next, s_dot, sigma_dot, h)
 

@@ -38,7 +38,8 @@ class SamplingConfig:
     probe: bool = True
 
 
-def probe_checks(denoiser, sampler, grid, start: GaussianLaw, predicted: GaussianLaw, device="cpu") -> list[Check]:
+def probe_checks(denoiser, sampler, grid, start: GaussianLaw, predicted: GaussianLaw, device="cpu",
+                 label: str = "exact probe") -> list[Check]:
     """Noise-free probe of the affine sampler map, compared with the predicted law to round-off."""
     A, c, N = affine_probe(denoiser, sampler, grid, len(start.mean), device=device,
                            stochastic=sampler in STOCHASTIC)
@@ -47,19 +48,24 @@ def probe_checks(denoiser, sampler, grid, start: GaussianLaw, predicted: Gaussia
     scale = max(np.max(np.abs(C)), 1e-300)
     mean_err = np.max(np.abs(probed.mean - predicted.mean)) / np.sqrt(scale)
     cov_err = np.max(np.abs(probed.cov - C)) / scale
-    return [Check("exact probe: mean", mean_err, None, bool(mean_err <= PROBE_RTOL), "0",
+    return [Check(f"{label}: mean", mean_err, None, bool(mean_err <= PROBE_RTOL), "0",
                   f"{mean_err:.2e}", f"<= {PROBE_RTOL:g} x sqrt(max|C|)"),
-            Check("exact probe: covariance", cov_err, None, bool(cov_err <= PROBE_RTOL), "0",
+            Check(f"{label}: covariance", cov_err, None, bool(cov_err <= PROBE_RTOL), "0",
                   f"{cov_err:.2e}", f"<= {PROBE_RTOL:g} x max|C|")]
 
 
-def monte_carlo(denoiser, cfg, grid, start: GaussianLaw, predicted: GaussianLaw) -> tuple[list[Check], np.ndarray]:
-    """Sample ``cfg.samples`` outputs and run the calibrated Gaussian-law checks against ``predicted``."""
+def monte_carlo(denoiser, cfg, grid, start: GaussianLaw, predicted: GaussianLaw,
+                alpha: float | None = None) -> tuple[list[Check], np.ndarray]:
+    """Sample ``cfg.samples`` outputs and run the calibrated Gaussian-law checks against ``predicted``.
+
+    ``alpha``: the share of the family-wise level these tests get (default all of ``cfg.alpha``).
+    """
     x = sample(denoiser, cfg.sampler, grid, start.mean, start.covariance(), cfg.samples, seed=cfg.seed,
                device=cfg.device, dtype=DTYPES[cfg.dtype]).numpy()
     C = predicted.covariance()
     null_atol = (1e-6 if cfg.dtype == "float64" else 1e-2) * np.sqrt(max(np.abs(C).max(), 1e-300))
-    return stats.gaussian_checks(x, predicted.mean, C, alpha=cfg.alpha, null_atol=null_atol), x
+    alpha = cfg.alpha if alpha is None else alpha
+    return stats.gaussian_checks(x, predicted.mean, C, alpha=alpha, null_atol=null_atol), x
 
 
 def law_report(x: np.ndarray, predicted: GaussianLaw) -> dict:
@@ -83,7 +89,7 @@ def add_sampling_arguments(p, *, dim=64, steps=32, samples=10000, sampler="heun"
     if target:  # the target family and the start law; a CLI with its own target leaves them out
         p.add_argument("--target", choices=TARGETS, default="mixture")
         p.add_argument("--init", choices=sorted(STARTS), default=init,
-                       help="standard prior or the exact Gaussian marginal at t_0")
+                       help="standard prior, or the Gaussian marginal N(s mu, s^2 (Sigma + sigma^2 I)) at t_0 (decoder mode: the true marginal p_sigma)")
     p.add_argument("--alpha", type=report.alpha_arg, default=1e-3, help="family-wise false-alarm rate")
     p.add_argument("--no-probe", dest="probe", action="store_false", help="skip the exact noise-free probe")
     p.add_argument("--json", metavar="PATH", help="write the full report as JSON")

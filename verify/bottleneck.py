@@ -19,9 +19,10 @@ from numerics.bottleneck import EncoderDecoderDenoiser, RankDenoiser
 from numerics.schedules import SCHEDULES
 from theory.bottleneck import RankRestrictedDenoiser, masked_law, rank_law
 from theory.finite_step import check_sampler_grid
-from theory.linear_law import STARTS
+from theory.linear_law import STARTS, eigen_decomposition
 from theory.mixture import GaussianMixture
-from verify import regression, report
+from verify import regression, report, stats
+from verify.denoiser_checks import fit_check, formula_check
 from verify.affine import SamplingConfig, add_sampling_arguments, header, law_report, monte_carlo, probe_checks
 from verify.check import Check
 from verify.targets import make_target, mixture_model, random_encoder
@@ -77,22 +78,50 @@ def subspace_checks(x, predicted, cut_keep, U, dtype: str = "float64") -> list[C
                   f"sin(angle) {sine:.2e}", f"<= {SUBSPACE_TOL:g}")]
 
 
+def top_subspace_check(U, keep, cov) -> Check:
+    """Result 5's kept directions against the top-r eigenvectors of the covariance, computed here by eigh."""
+    values, vectors = np.linalg.eigh(cov)
+    rank = int(keep.sum())
+    if rank == len(keep):
+        return Check("Result 5: kept = top-r eigenvectors (eigh)", 0.0, None, True, "0", "rank = d: all kept", "-")
+    sine = float(np.linalg.norm(U[:, ~keep].T @ vectors[:, -rank:], 2))
+    return Check("Result 5: kept = top-r eigenvectors (eigh)", sine, None, sine <= SUBSPACE_TOL, "0",
+                 f"sin(angle) {sine:.2e}", f"<= {SUBSPACE_TOL:g}")
+
+
+def rank_formula_checks(cfg: Config, target, grid, denoiser, alpha: float) -> list[Check]:
+    """Result 5's formula against reduced-rank regression (numerics) and a reduced-rank fit on noisy samples."""
+    levels = grid.sigma[grid.sigma > 0]
+    result = RankRestrictedDenoiser()
+    formula = lambda sigma: result.affine(target.mean, target.cov, sigma, cfg.rank)  # noqa: E731
+    return [formula_check("Result 5: formula = reduced-rank regression", formula, denoiser.affine, levels),
+            fit_check("Result 5: formula vs reduced-rank least-squares fit", formula, target.sample, levels,
+                      alpha=alpha, seed=cfg.seed, rank=cfg.rank)]
+
+
 def run_linear(cfg: Config) -> dict:
     """Rank-r affine optimum on a seeded target: exact law, probe, statistics, subspace checks."""
     target = make_target(cfg.target, cfg.dim, cfg.seed)
     grid = SCHEDULES[cfg.schedule]().grid(cfg.steps)
     check_sampler_grid(cfg.sampler, grid)
-    denoiser = RankDenoiser(target.mean, target.cov, cfg.rank)
+    _, eigenvalues, U = eigen_decomposition(target.mean, target.cov)  # the theory's eigenbasis
+    cut = RankRestrictedDenoiser.cut(eigenvalues, cfg.rank)
+    if not cut.unique:
+        raise ValueError(f"rank-{cfg.rank} optimum is not unique: eigenvalues {cut.tied} tie at the cut")
+    denoiser = RankDenoiser(target.mean, target.cov, cfg.rank, sigmas=grid.sigma)  # reduced-rank regression
     start = STARTS[cfg.init](grid, target.mean, target.cov)
     predicted = rank_law(cfg.sampler, grid, target.mean, target.cov, cfg.rank, STARTS[cfg.init])
-    U, keep = denoiser.U, denoiser.cut.keep  # the denoiser's own eigendecomposition of the target
+    keep = cut.keep
     if cfg.negative_control is not None:
-        keep = wrong_keep(cfg, denoiser.eigenvalues)
+        keep = wrong_keep(cfg, eigenvalues)
         predicted = masked_law(cfg.sampler, grid, target.mean, target.cov, keep, STARTS[cfg.init])
-    checks = probe_checks(denoiser, cfg.sampler, grid, start, predicted, cfg.device) if cfg.probe else []
-    statistical, x = monte_carlo(denoiser, cfg, grid, start, predicted)
+    tests = len(stats.STOCHASTIC_TESTS) + 1  # the Gaussian-law tests and the reduced-rank fit test
+    checks = rank_formula_checks(cfg, target, grid, denoiser, cfg.alpha / tests) + [top_subspace_check(U, keep, target.cov)]
+    if cfg.probe:
+        checks += probe_checks(denoiser, cfg.sampler, grid, start, predicted, cfg.device)
+    statistical, x = monte_carlo(denoiser, cfg, grid, start, predicted, alpha=cfg.alpha * (tests - 1) / tests)
     checks += statistical + subspace_checks(x, predicted, keep, U, cfg.dtype)
-    return {"checks": checks, **law_report(x, predicted), "cut_unique": denoiser.cut.unique}
+    return {"checks": checks, **law_report(x, predicted), "cut_unique": cut.unique}
 
 
 def decoder_setup(cfg: Config):
@@ -106,12 +135,13 @@ def decoder_setup(cfg: Config):
 
 
 def run_decoder(cfg: Config) -> dict:
-    """Fixed encoder + exact decoder from the exact marginal: residual, projected law, or memorization."""
+    """Fixed encoder + exact decoder from the true marginal (or the prior): residual, projected law, or memorization."""
     mixture, train, W = decoder_setup(cfg)
     grid = SCHEDULES[cfg.schedule]().grid(cfg.steps)
     check_sampler_grid(cfg.sampler, grid)
-    x = regression.run_from_marginal(EncoderDecoderDenoiser(mixture, W), cfg.sampler, grid, mixture,
-                                     cfg.samples, cfg.seed)
+    decoder = EncoderDecoderDenoiser(mixture.weights, mixture.means, mixture.covs, W)  # Bayes' rule, numerics
+    x = regression.run_from_marginal(decoder, cfg.sampler, grid, mixture, cfg.samples, cfg.seed,
+                                     prior=cfg.init == "prior")
     if train is not None:
         return {"checks": regression.memorization_checks(x, train, cfg.alpha), "samples": x}
     W_claimed = random_encoder(cfg.dim, cfg.rank, cfg.seed + 1) if cfg.negative_control == "wrong-encoder" else W
@@ -135,9 +165,8 @@ def run(cfg: Config) -> dict:
         raise ValueError(f"rank must be in [1, dim = {cfg.dim}], got {cfg.rank}")
     if cfg.negative_control == "wrong-subspace" and cfg.rank == cfg.dim:
         raise ValueError("negative control 'wrong-subspace' needs rank < dim (at rank = dim every subspace is the same)")
-    if cfg.mode == "decoder" and (cfg.init != "marginal" or cfg.dtype != "float64"):
-        raise ValueError("decoder mode starts from the exact marginal and runs in float64 (Result 7's setting): "
-                         "pass --init marginal (the default there) and --dtype float64")
+    if cfg.mode == "decoder" and cfg.dtype != "float64":
+        raise ValueError("decoder mode runs in float64 (Result 7's exact decoder): pass --dtype float64")
     if cfg.mode == "trained" and cfg.rank != 1:
         raise ValueError(f"trained mode checks that samples lie on the decoder's curve: rank must be 1, got {cfg.rank}")
     started = time.perf_counter()

@@ -21,6 +21,7 @@ import torch
 from numerics.bottleneck import RankDenoiser
 from numerics.denoisers import WienerDenoiser
 from numerics.memorization import EmpiricalDenoiser
+from numerics.moments import empirical_moments
 from numerics.polynomial import fit_random_features
 from numerics.sampling import DTYPES, sample
 from numerics.schedules import SCHEDULES
@@ -28,14 +29,18 @@ from theory.bottleneck import rank_law
 from theory.finite_step import check_sampler_grid
 from theory.linear import TrainingSetLaw
 from theory.linear_law import prior_start, wiener_law
+from theory.memorization import EmpiricalDenoiser as MemorizingResult
 from scipy import stats as scipy_stats
 
 from verify import metrics, report
 from verify.affine import SamplingConfig, add_sampling_arguments, monte_carlo, probe_checks
 from verify.check import Check
+from verify.denoiser_checks import TheoryDenoiser
 from verify.targets import mixture_model
 
 NEGATIVE_CONTROLS = ("swap-predictions",)
+FORMULA_RUN_SAMPLES = 200  # samples redrawn with Result 8's formula as the denoiser
+FORMULA_RUN_RTOL = {"float64": 1e-8, "float32": 1e-3}  # round-off of two posterior means, amplified by the flow
 PREDICTED_DRAWS = 20000  # draws of the exact law that estimate its copy rate
 RANDOM_FEATURE_DEGREE = 3  # features (R u)^j, j = 1..3, m = 4 d projections, read-out on 16 noisy copies per point
 
@@ -54,6 +59,23 @@ def copies_check(x, train) -> Check:
     rate = metrics.creativity(x, train)["copy_rate"]
     return Check("copies", rate, None, rate == 1.0, "copy rate 1", f"{rate:.3f}",
                  f"normalized NN distance < {metrics.COPY_THRESHOLD:g}")
+
+
+def formula_run_check(cfg, grid, train, x, start_law) -> Check:
+    """Result 8's formula run through the same sampler from the same noise (theory-as-denoiser adapter).
+
+    The first ``FORMULA_RUN_SAMPLES`` samples are redrawn with the theory's posterior-mean formula in
+    place of the numerics' streaming Bayes denoiser; they must agree to round-off.
+    """
+    n = min(FORMULA_RUN_SAMPLES, len(x))
+    formula = TheoryDenoiser(lambda y, sigma: MemorizingResult.denoise(y, train, sigma))
+    x_formula = sample(formula, cfg.sampler, grid, *start_law, n, seed=cfg.seed, device="cpu",
+                       dtype=torch.float64).numpy()
+    spacing = metrics.training_spacing(train)
+    worst = float(np.max(np.linalg.norm(x_formula - x[:n], axis=1)) / spacing)
+    tolerance = FORMULA_RUN_RTOL[cfg.dtype]
+    return Check("Result 8: formula run through the sampler", worst, None, worst <= tolerance, "same samples",
+                 f"max distance {worst:.2e} x spacing ({n} samples)", f"<= {tolerance:g} x spacing")
 
 
 def novelty_check(x, train, law, alpha: float, seed: int) -> Check:
@@ -84,8 +106,8 @@ def architectures(cfg, grid, train):
     features = fit_random_features(train, grid.sigma[grid.sigma > 0], RANDOM_FEATURE_DEGREE, 4 * cfg.dim,
                                    copies=16, generator=torch.Generator().manual_seed(cfg.seed), all_powers=True)
     return [("memorizing", EmpiricalDenoiser(train), None, True),
-            ("linear", WienerDenoiser(mean, cov), wiener_law(cfg.sampler, grid, mean, cov, prior_start), False),
-            (f"bottleneck (rank {cfg.rank})", RankDenoiser(mean, cov, cfg.rank),
+            ("linear", WienerDenoiser.from_training_set(train), wiener_law(cfg.sampler, grid, mean, cov, prior_start), False),
+            (f"bottleneck (rank {cfg.rank})", RankDenoiser(*empirical_moments(train), cfg.rank, sigmas=grid.sigma),
              rank_law(cfg.sampler, grid, mean, cov, cfg.rank, prior_start), False),
             (f"polynomial (random features, k = {RANDOM_FEATURE_DEGREE})", features, None, None)]
 
@@ -102,7 +124,8 @@ def evaluate(cfg, grid, train, name, denoiser, law, copies, mean, cov):
     if copies != swap:  # claim: it memorizes
         x = sample(denoiser, cfg.sampler, grid, *start_law, cfg.samples, seed=cfg.seed, device=cfg.device,
                    dtype=DTYPES[cfg.dtype]).numpy()
-        return [copies_check(x, train)], x
+        checks = [copies_check(x, train)]
+        return checks + ([formula_run_check(cfg, grid, train, x, start_law)] if copies else []), x
     if law is None:  # claim: the memorizing denoiser is the linear one
         law = wiener_law(cfg.sampler, grid, mean, cov, prior_start)
         cfg_no_probe = Config(**{**asdict(cfg), "probe": False})

@@ -9,13 +9,35 @@ import torch
 
 from numerics.bottleneck import RankDenoiser
 from numerics.datasets import load
-from numerics.denoisers import WienerDenoiser, train_linear
+from numerics.denoisers import train_linear
 from numerics.image_machines import PatchPosteriorDenoiser, ScheduledPatchDenoiser
 from numerics.image_networks import VARIANTS
 from numerics.image_training import train_network
 from numerics.memorization import EmpiricalDenoiser
 from numerics.samplers import SAMPLERS
+from theory.linear import OptimalAffineDenoiser
 
+
+
+class ResultOneMachine:
+    """Result 1 (theory) on the training set's moments: ``mu + U diag(gain(lambda, sigma)) U^T (y - mu)``.
+
+    The gain is theory's formula, so this is where theory meets the trained networks: a planted
+    error in ``OptimalAffineDenoiser.gain`` moves this machine and fails the linear-network row.
+    """
+
+    def __init__(self, train: np.ndarray):
+        self.mean, self.cov = train.mean(axis=0), np.cov(train.T, bias=True)   # moments over n (Result 4)
+        eigenvalues, self.U = np.linalg.eigh(self.cov)
+        self.eigenvalues, self.result = np.clip(eigenvalues, 0.0, None), OptimalAffineDenoiser()
+
+    def affine(self, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+        G = (self.U * self.result.gain(self.eigenvalues, sigma)) @ self.U.T
+        return G, self.mean - G @ self.mean
+
+    def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        G, b = (torch.as_tensor(v, dtype=x.dtype) for v in self.affine(sigma))
+        return x @ G.T + b
 
 
 def data(cfg) -> dict:
@@ -29,7 +51,7 @@ def data(cfg) -> dict:
 
 def machines(cfg, train: np.ndarray, side: int) -> dict:
     """The theoretical machines, closed-form or exact from the training set (no training)."""
-    wiener = WienerDenoiser.from_training_set(train)
+    wiener = ResultOneMachine(train)
     images = train[:cfg.patch_images].reshape(-1, side, side)  # bank size: a time bound
     out = {"wiener": wiener,
            f"rank-{cfg.rank}": RankDenoiser(wiener.mean, wiener.cov, cfg.rank, allow_tie=True),

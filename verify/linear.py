@@ -1,8 +1,12 @@
 """``python -m verify.linear``: the linear denoiser's generated law, theory against Monte Carlo.
 
-Builds a seeded non-Gaussian target, a linear denoiser (closed-form, fitted or trained), runs the
-chosen sampler, and compares the samples with the exact Gaussian law of that very sampler and
-grid (Result 3): an exact noise-free probe to float64 round-off, then calibrated statistics.
+Builds a seeded non-Gaussian target, a linear denoiser (closed-form from the normal equations,
+fitted or trained: all computed in ``numerics`` from their definitions), runs the chosen sampler,
+and compares the samples with the exact Gaussian law of that very sampler and grid (Result 3): an
+exact noise-free probe to float64 round-off, then calibrated statistics. Each result it names is
+checked against something computed without it: Result 1's formula against the normal equations and
+against a least-squares fit on noisy samples, Result 2 against the refined finite-step laws, Result 4
+against a training set's law with the moments taken by ``numerics``.
 """
 from __future__ import annotations
 
@@ -18,9 +22,11 @@ from numerics.denoisers import WienerDenoiser, fit_affine, train_linear
 from numerics.schedules import SCHEDULES
 from theory.finite_step import GaussianLaw, check_sampler_grid
 from theory.linear import TrainingSetLaw
-from theory.linear_law import STARTS, affine_law, continuous_law, wiener_law
+from theory.linear_law import OPTIMAL, STARTS, affine_law, continuous_law, wiener_law
 from verify import report, stats
 from verify.affine import SamplingConfig, add_sampling_arguments, header, law_report, monte_carlo, probe_checks
+from verify.convergence import continuous_limit_check, refinable
+from verify.denoiser_checks import fit_check, formula_check
 from verify.targets import make_target
 
 DENOISERS = ("closed-form", "fitted", "trained")
@@ -49,10 +55,15 @@ def training_moments(cfg: Config, target):
     return train, *TrainingSetLaw.moments(train)
 
 
-def build(cfg: Config, grid, start: GaussianLaw, train, mean, cov):
-    """The denoiser the sampler runs and the exact law it must generate."""
+def closed_form(target, train) -> WienerDenoiser:
+    """The numerics' optimal affine denoiser: the population's moments, or the training set's own."""
+    return WienerDenoiser(target.mean, target.cov) if train is None else WienerDenoiser.from_training_set(train)
+
+
+def build(cfg: Config, grid, start: GaussianLaw, target, train, mean, cov):
+    """The denoiser the sampler runs (numerics) and the exact law it must generate (theory)."""
     if cfg.denoiser == "closed-form":
-        denoiser = WienerDenoiser(mean, cov)
+        denoiser = closed_form(target, train)
         return denoiser, wiener_law(cfg.sampler, grid, mean, cov, STARTS[cfg.init])
     levels = grid.sigma[grid.sigma > 0]
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -88,6 +99,34 @@ def discretization(cfg: Config, grid, predicted: GaussianLaw, mean, cov) -> dict
             "variance_ratio_min": float(ratio.min()), "variance_ratio_max": float(ratio.max())}
 
 
+def training_set_probe(cfg: Config, grid, target) -> list:
+    """Result 4 at default settings: a small training set's law (theory's moments) against the sampler
+    running the numerics' denoiser of that set (its own moments), by the exact probe."""
+    train = target.sample(2 * cfg.dim, np.random.default_rng([cfg.seed, 31]))
+    mean, cov = TrainingSetLaw.moments(train)
+    start = STARTS[cfg.init](grid, mean, cov)
+    predicted = wiener_law(cfg.sampler, grid, mean, cov, STARTS[cfg.init])
+    return probe_checks(WienerDenoiser.from_training_set(train), cfg.sampler, grid, start, predicted, cfg.device,
+                        label=f"Result 4 (n = {2 * cfg.dim}) probe")
+
+
+def independent_checks(cfg: Config, grid, target, train, mean, cov, alpha: float) -> list:
+    """Results 1, 2 and 4 against computations that do not use them."""
+    levels = grid.sigma[grid.sigma > 0]
+    formula = lambda sigma: OPTIMAL.affine(mean, cov, sigma)  # noqa: E731  (Result 1 with Result 4's moments)
+    if train is None:
+        draw = target.sample
+    else:  # the empirical distribution of the training set
+        draw = lambda n, rng: train[rng.integers(len(train), size=n)]  # noqa: E731
+    checks = [formula_check("Result 1: formula = normal equations", formula, closed_form(target, train).affine, levels),
+              fit_check("Result 1: formula vs least-squares fit", formula, draw, levels, alpha=alpha, seed=cfg.seed)]
+    if refinable(cfg.schedule):
+        checks.append(continuous_limit_check(cfg.sampler, cfg.schedule, mean, cov, STARTS[cfg.init]))
+    if train is None and cfg.probe:
+        checks += training_set_probe(cfg, grid, target)
+    return checks
+
+
 def run(cfg: Config) -> dict:
     """Everything ``python -m verify.linear`` does, as a report dictionary."""
     started = time.perf_counter()
@@ -96,12 +135,15 @@ def run(cfg: Config) -> dict:
     check_sampler_grid(cfg.sampler, grid)
     train, mean, cov = training_moments(cfg, target)
     start = STARTS[cfg.init](grid, mean, cov)
-    denoiser, predicted = build(cfg, grid, start, train, mean, cov)
+    denoiser, predicted = build(cfg, grid, start, target, train, mean, cov)
     discretization_error = discretization(cfg, grid, predicted, mean, cov)
     if cfg.negative_control is not None:
         predicted = wrong_prediction(cfg, grid, predicted, mean, cov)
-    checks = probe_checks(denoiser, cfg.sampler, grid, start, predicted, cfg.device) if cfg.probe else []
-    statistical, x = monte_carlo(denoiser, cfg, grid, start, predicted)
+    tests = len(stats.STOCHASTIC_TESTS) + 1  # the Gaussian-law tests and the least-squares fit test
+    checks = independent_checks(cfg, grid, target, train, mean, cov, cfg.alpha / tests)
+    if cfg.probe:
+        checks += probe_checks(denoiser, cfg.sampler, grid, start, predicted, cfg.device)
+    statistical, x = monte_carlo(denoiser, cfg, grid, start, predicted, alpha=cfg.alpha * (tests - 1) / tests)
     checks += statistical
     return {"passed": report.verdict(checks), "checks": checks, "config": asdict(cfg),
             **law_report(x, predicted), "discretization": discretization_error,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory import validation
+from numerics import validation
 
 COPY_THRESHOLD = 0.01  # a copy: within 1% of the typical training spacing (float round-off or sigma_min blur)
 CHUNK = 1024

@@ -24,7 +24,7 @@ from numerics.polynomial import MomentPolynomialDenoiser, fit_multivariate, fit_
 from numerics.samplers import SAMPLERS
 from numerics.sampling import DTYPES, sample
 from numerics.schedules import VESchedule
-from theory import validation
+from numerics import validation
 from theory.polynomial import empirical_moments, gauss_quadrature
 from theory.polynomial_law import generated_law
 from verify import report

@@ -18,11 +18,16 @@ from verify.check import Check
 RESIDUAL_RTOL = 1e-3  # last denoiser call at sigma_min = 0.002 smooths m(u) by O(sigma_min^2 / var): ~1e-5 seen
 
 
-def run_from_marginal(denoiser, sampler, grid, mixture: GaussianMixture, n: int, seed: int) -> np.ndarray:
-    """Sampler outputs started from the exact marginal ``s_0 (x0 + sigma_0 n)``, ``x0 ~ mixture``."""
+def run_from_marginal(denoiser, sampler, grid, mixture: GaussianMixture, n: int, seed: int,
+                      prior: bool = False) -> np.ndarray:
+    """Sampler outputs started from the true marginal ``s_0 (x0 + sigma_0 n)``, ``x0 ~ mixture``.
+
+    ``prior``: start from the standard prior ``N(0, prior_std^2 I)`` instead (Result 7 then holds approximately).
+    """
     rng = np.random.default_rng([seed, 3])
     x0 = mixture.sample(n, rng)
-    x = grid.s[0] * (x0 + grid.sigma[0] * rng.standard_normal(x0.shape))
+    noise = rng.standard_normal(x0.shape)
+    x = grid.prior_std * noise if prior else grid.s[0] * (x0 + grid.sigma[0] * noise)
     generator = torch.Generator().manual_seed(seed)
     return SAMPLERS[sampler](denoiser, torch.as_tensor(x), grid, generator=generator).numpy()
 

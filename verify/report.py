@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from numerics.sampling import default_device
-from theory import validation
+from numerics import validation
 from verify.check import Check
 
 

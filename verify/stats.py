@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
-from theory.validation import covariance, finite_array, mean_vector
+from numerics.validation import covariance, finite_array, mean_vector
 from verify.check import Check
 
 RANK_RTOL = 1e-12

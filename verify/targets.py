@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory import validation
+from numerics import validation
 
 
 def random_rotation(d: int, rng: np.random.Generator) -> np.ndarray:
