@@ -2,7 +2,7 @@
 
     python benchmarks/linear.py            # prints a table; --quick for a smoke run
 
-Throughput is samples x steps per second of ``numerics.sampling.sample`` (per-sample noise streams
+Throughput is samples x steps per second of ``numerics.sampling.sample`` (counter-based Philox noise
 included) with a dense affine denoiser, at d = 64 and d = 1024, float32 and float64. The exact-law
 timing computes Result 3 per eigen-direction for the CIFAR-10 pixel-covariance spectrum
 (3072 eigenvalues, ``data/``) with 1000 steps, for every sampler on every schedule it supports.

@@ -14,6 +14,7 @@ import torch
 from numerics import validation
 from numerics.moments import empirical_moments
 from numerics.noise import randn_like
+from numerics.progress import bar
 
 
 def check_width(x: torch.Tensor, d: int) -> None:
@@ -129,22 +130,25 @@ def _check_fit_args(train, sigmas):
     return train, levels
 
 
-def fit_affine(train, sigmas, copies: int, generator=None) -> TabulatedAffineDenoiser:
+def fit_affine(train, sigmas, copies: int, generator=None, progress: bool = False) -> TabulatedAffineDenoiser:
     """Least squares ``min sum |G (x_i + sigma n_ij) + b - x_i|^2`` over ``copies`` noisy copies per point."""
     train, levels = _check_fit_args(train, sigmas)
     copies = validation.positive_int(copies, "copies")
     n, d = train.shape
     x0 = torch.as_tensor(train).repeat(copies, 1)
-    table = {}
+    table, shown = {}, bar(len(levels), "least-squares fit per noise level", progress)
     for sigma in levels:
         y = x0 + sigma * randn_like(x0, generator)
         design = torch.cat([y, torch.ones(n * copies, 1, dtype=y.dtype)], dim=1).numpy()
         solution = np.linalg.lstsq(design, x0.numpy(), rcond=None)[0]  # (d + 1, d); LAPACK gelsd
         table[sigma] = (solution[:d].T.copy(), solution[d].copy())
+        shown.update()
+    shown.close()
     return TabulatedAffineDenoiser(table)
 
 
-def train_linear(train, sigmas, *, iterations=2000, batch=256, lr=3e-2, generator=None) -> TabulatedAffineDenoiser:
+def train_linear(train, sigmas, *, iterations=2000, batch=256, lr=3e-2, generator=None,
+                 progress: bool = False) -> TabulatedAffineDenoiser:
     """A linear layer per noise level, trained with Adam on ``|D(x0 + sigma n) - x0|^2``, lr decayed linearly to 0.
 
     All levels train at once as one stacked ``(L, d, d)`` weight; their losses are independent, so
@@ -159,6 +163,7 @@ def train_linear(train, sigmas, *, iterations=2000, batch=256, lr=3e-2, generato
     bias = torch.zeros(len(levels), 1, d, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.Adam([weight, bias], lr=lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 1.0 - k / iterations)
+    shown = bar(iterations, f"training {len(levels)} linear layers", progress)
     for _ in range(iterations):
         x0 = x_train[torch.randint(len(x_train), (len(levels), batch), generator=generator)]
         y = x0 + sigma * randn_like(x0, generator)
@@ -167,5 +172,7 @@ def train_linear(train, sigmas, *, iterations=2000, batch=256, lr=3e-2, generato
         (loss * len(levels)).backward()
         optimizer.step()
         schedule.step()
+        shown.update()
+    shown.close()
     W, c = weight.detach().numpy(), bias.detach().numpy()[:, 0]
     return TabulatedAffineDenoiser({level: (W[k].copy(), c[k].copy()) for k, level in enumerate(levels)})

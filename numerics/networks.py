@@ -10,6 +10,7 @@ import torch
 
 from numerics.denoisers import level
 from numerics.noise import randn_like
+from numerics.progress import bar
 from numerics import validation
 
 NEGATIVE_SLOPE = 0.01  # LeakyReLU, torch's default
@@ -138,7 +139,7 @@ class NetworkDenoiser:
 
 
 def train_narrow(train, sigmas, *, width=64, rank=1, encoder=None, iterations=3000, batch=512, lr=3e-3,
-                 sigma_data=1.0, generator=None) -> NetworkDenoiser:
+                 sigma_data=1.0, generator=None, progress: bool = False) -> NetworkDenoiser:
     """A :class:`NarrowMLP` per level trained with Adam on ``|D(x0 + sigma n) - x0|^2``, lr decayed linearly to 0."""
     train = validation.finite_array(train, "train", ndim=2)
     if train.shape[0] == 0:
@@ -152,6 +153,7 @@ def train_narrow(train, sigmas, *, width=64, rank=1, encoder=None, iterations=30
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 1.0 - k / iterations)
     losses = torch.empty(iterations, levels, dtype=torch.float64)
+    shown = bar(iterations, f"training {levels} narrow networks", progress)
     for step in range(iterations):
         x0 = x_train[torch.randint(len(x_train), (levels, batch), generator=generator)]
         y = x0 + sigma * randn_like(x0, generator)
@@ -161,6 +163,10 @@ def train_narrow(train, sigmas, *, width=64, rank=1, encoder=None, iterations=30
         optimizer.step()
         schedule.step()
         losses[step] = per_level.detach()
+        shown.update()
+        if step % 100 == 0:
+            shown.set_postfix_str(f"loss {float(per_level.detach().sum()):.4g}")
+    shown.close()
     return NetworkDenoiser(model, losses.numpy())
 
 

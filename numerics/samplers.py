@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 from numerics.noise import randn_like
 from numerics.schedules import Grid
@@ -88,8 +90,7 @@ def _score(x, s, sigma, denoised):
 
 def sample_euler_maruyama(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
     """Reverse SDE ``dx = [s'/s x - 2 s^2 sigma' sigma score] dt + s sqrt(2 sigma' sigma) dw``, Euler-Maruyama in t."""
-    if grid.sigma_dot is None:
-        raise ValueError(f"sampler 'euler_maruyama' needs a continuous-time schedule; {grid.schedule!r} is discrete")
+    require("euler_maruyama", grid)
     noise = _noise(noise_sampler, generator)
     for i in range(grid.steps):
         s, sigma, h = float(grid.s[i]), float(grid.sigma[i]), float(grid.t[i] - grid.t[i + 1])
@@ -103,8 +104,7 @@ def sample_euler_maruyama(denoiser, x, grid: Grid, *, generator=None, callback=N
 
 def sample_exponential_vp(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
     """Exponential integrator of the VP reverse SDE with the score frozen over each step (Zhang & Chen 2023)."""
-    if not grid.variance_preserving:
-        raise ValueError(f"sampler 'exponential_vp' needs a variance-preserving schedule (vp, ddpm), got {grid.schedule!r}")
+    require("exponential_vp", grid)
     noise = _noise(noise_sampler, generator)
     for i in range(grid.steps):
         s, sigma = float(grid.s[i]), float(grid.sigma[i])
@@ -116,12 +116,150 @@ def sample_exponential_vp(denoiser, x, grid: Grid, *, generator=None, callback=N
     return x
 
 
-SAMPLERS = {
-    "euler": sample_euler,
-    "heun": sample_heun,
-    "ddim": sample_ddim,
-    "ddpm": sample_ddpm,
-    "euler_maruyama": sample_euler_maruyama,
-    "exponential_vp": sample_exponential_vp,
+def sample_ancestral(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
+    """DDIM with ``eta`` (Song et al. 2021a, eq. 16), the same step as k-diffusion's Euler ancestral:
+    ``y' = D + sigma_down eps_hat + sigma_up z``, ``sigma_up = eta sigma' sqrt(1 - sigma'^2/sigma^2)``."""
+    noise = _noise(noise_sampler, generator)
+    for i in range(grid.steps):
+        sigma, sigma_next = float(grid.sigma[i]), float(grid.sigma[i + 1])
+        y = x / float(grid.s[i])
+        denoised = denoiser(y, sigma)
+        sigma_up = grid.eta_at(i) * sigma_next * math.sqrt(1.0 - (sigma_next / sigma) ** 2)  # eta x posterior std
+        sigma_down = math.sqrt(sigma_next**2 - sigma_up**2)                               # what the ODE keeps
+        y = denoised + sigma_down * to_d(y, sigma, denoised)
+        x = float(grid.s[i + 1]) * (y + grid.s_noise * sigma_up * noise(i, y))  # S_noise inflates the noise only
+        _report(callback, i, x, sigma, denoised)
+    return x
+
+
+def sample_ddpm_large(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
+    """DDPM with ``variance_type="fixed_large"`` (Ho et al. 2020, ``sigma_t^2 = beta_t``): the posterior
+    mean plus noise of variance ``eta_i^2 beta_t``, ``beta_t = 1 - abar_t / abar_{t-1} = 1 - (s/s')^2``."""
+    require("ddpm_large", grid)
+    noise = _noise(noise_sampler, generator)
+    for i in range(grid.steps):
+        s, s_next = float(grid.s[i]), float(grid.s[i + 1])
+        sigma, sigma_next = float(grid.sigma[i]), float(grid.sigma[i + 1])
+        y = x / s
+        denoised = denoiser(y, sigma)
+        ratio = (sigma_next / sigma) ** 2
+        mean = s_next * (ratio * y + (1 - ratio) * denoised)            # posterior mean of q(x' | x, x0)
+        x = mean + grid.eta_at(i) * math.sqrt(1 - (s / s_next) ** 2) * noise(i, x)
+        _report(callback, i, x, sigma, denoised)
+    return x
+
+
+def _pf_drift(x, s, s_dot, sigma, sigma_dot, denoised):
+    """``dx/dt`` of the probability-flow ODE, ``s'/s x - s^2 sigma' sigma score`` (Karras et al. 2022, eq. 4)."""
+    return (s_dot / s) * x - s**2 * sigma_dot * sigma * _score(x, s, sigma, denoised)
+
+
+def _at(grid, i):
+    return float(grid.s[i]), float(grid.s_dot[i]), float(grid.sigma[i]), float(grid.sigma_dot[i])
+
+
+def sample_euler_t(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
+    """Probability-flow ODE stepped in ``t`` on ``x`` (Song et al. 2021b, eq. 13), Euler: ``x' = x - h f(x, t)``."""
+    require("euler_t", grid)
+    for i in range(grid.steps):
+        s, s_dot, sigma, sigma_dot = _at(grid, i)
+        denoised = denoiser(x / s, sigma)
+        x = x - float(grid.t[i] - grid.t[i + 1]) * _pf_drift(x, s, s_dot, sigma, sigma_dot, denoised)
+        _report(callback, i, x, sigma, denoised)
+    return x
+
+
+def sample_heun_t(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
+    """The same ODE in ``t``, Heun's trapezoid; Euler on a step to ``sigma = 0`` (where the score is undefined)."""
+    require("heun_t", grid)
+    for i in range(grid.steps):
+        h = float(grid.t[i] - grid.t[i + 1])
+        s, s_dot, sigma, sigma_dot = _at(grid, i)
+        denoised = denoiser(x / s, sigma)
+        slope = _pf_drift(x, s, s_dot, sigma, sigma_dot, denoised)
+        x_next = x - h * slope                                   # Euler predictor
+        if grid.sigma[i + 1] > 0:                                # trapezoidal corrector
+            s1, s_dot1, sigma1, sigma_dot1 = _at(grid, i + 1)
+            slope_next = _pf_drift(x_next, s1, s_dot1, sigma1, sigma_dot1, denoiser(x_next / s1, sigma1))
+            x_next = x - h * 0.5 * (slope + slope_next)
+        x = x_next
+        _report(callback, i, x, sigma, denoised)
+    return x
+
+
+def sample_ddpm_t(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
+    """score_sde's ancestral sampler of the VP SDE with ``beta_i = beta(t_i) h``:
+    ``x' = (x + beta_i score) / sqrt(1 - beta_i) + sqrt(beta_i) z`` (Song et al. 2021b, eq. 47)."""
+    require("ddpm_t", grid)
+    noise = _noise(noise_sampler, generator)
+    for i in range(grid.steps):
+        s, s_dot, sigma, _ = _at(grid, i)
+        beta = -2.0 * (s_dot / s) * float(grid.t[i] - grid.t[i + 1])  # beta(t_i) dt, VP: s'/s = -beta/2
+        if not 0 < beta < 1:
+            raise ValueError(f"sampler 'ddpm_t' needs 0 < beta(t_i) h < 1 on every step, got {beta:.4g} at step {i}")
+        denoised = denoiser(x / s, sigma)
+        x = (x + beta * _score(x, s, sigma, denoised)) / math.sqrt(1 - beta) + math.sqrt(beta) * noise(i, x)
+        _report(callback, i, x, sigma, denoised)
+    return x
+
+
+def sample_dpmpp_2m(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
+    """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2) in ``y = x/s`` with ``lambda = -log sigma``; first order on
+    the first step and on a step to ``sigma = 0`` (k-diffusion; diffusers' ``lower_order_final``)."""
+    old = None
+    for i in range(grid.steps):
+        sigma, sigma_next = float(grid.sigma[i]), float(grid.sigma[i + 1])
+        y = x / float(grid.s[i])
+        denoised = denoiser(y, sigma)
+        d = denoised
+        if old is not None and sigma_next > 0:                   # second order: extrapolate in lambda
+            r = math.log(float(grid.sigma[i - 1]) / sigma) / math.log(sigma / sigma_next)  # h_{i-1} / h_i
+            d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old
+        y = (sigma_next / sigma) * y + (1 - sigma_next / sigma) * d  # exact for a constant x0 estimate
+        x = float(grid.s[i + 1]) * y
+        old = denoised
+        _report(callback, i, x, sigma, denoised)
+    return x
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """What a sampler is: its function, ``ode``/``sde``, what it needs of the grid, one- or multi-step."""
+
+    run: Callable
+    kind: str
+    needs: tuple = ()  # "continuous" (s_dot, sigma_dot), "variance_preserving" (s^2 (1 + sigma^2) = 1)
+    multistep: bool = False
+
+    @property
+    def schedules(self) -> tuple:
+        """The built-in schedules whose grids it accepts (user sigma arrays: VE or VP, never continuous)."""
+        ok = {"ve": ("continuous",), "vp": ("continuous", "variance_preserving"), "ddpm": ("variance_preserving",)}
+        return tuple(name for name, has in ok.items() if set(self.needs) <= set(has))
+
+
+REGISTRY = {
+    "euler": Sampler(sample_euler, "ode"),
+    "heun": Sampler(sample_heun, "ode"),
+    "ddim": Sampler(sample_ddim, "ode"),
+    "ddpm": Sampler(sample_ddpm, "sde"),
+    "euler_maruyama": Sampler(sample_euler_maruyama, "sde", ("continuous",)),
+    "exponential_vp": Sampler(sample_exponential_vp, "sde", ("variance_preserving",)),
+    "ancestral": Sampler(sample_ancestral, "sde"),
+    "ddpm_large": Sampler(sample_ddpm_large, "sde", ("variance_preserving",)),
+    "euler_t": Sampler(sample_euler_t, "ode", ("continuous",)),
+    "heun_t": Sampler(sample_heun_t, "ode", ("continuous",)),
+    "ddpm_t": Sampler(sample_ddpm_t, "sde", ("continuous", "variance_preserving")),
+    "dpmpp_2m": Sampler(sample_dpmpp_2m, "ode", (), multistep=True),
 }
-STOCHASTIC = frozenset({"ddpm", "euler_maruyama", "exponential_vp"})
+SAMPLERS = {name: entry.run for name, entry in REGISTRY.items()}
+STOCHASTIC = frozenset(name for name, entry in REGISTRY.items() if entry.kind == "sde")
+
+
+def require(name: str, grid: Grid) -> None:
+    """Refuse a grid that lacks what sampler ``name`` needs, naming both."""
+    needs = REGISTRY[name].needs
+    if "continuous" in needs and grid.sigma_dot is None:
+        raise ValueError(f"sampler {name!r} needs a continuous-time schedule; {grid.schedule!r} is discrete")
+    if "variance_preserving" in needs and not grid.variance_preserving:
+        raise ValueError(f"sampler {name!r} needs a variance-preserving schedule (vp, ddpm), got {grid.schedule!r}")

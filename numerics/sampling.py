@@ -1,9 +1,9 @@
-"""Batched Monte-Carlo sampling with per-sample randomness: same seed, same samples, any batch size."""
+"""Batched Monte-Carlo sampling with counter-based randomness: same seed, same samples, any batch size or device."""
 from __future__ import annotations
 
 import torch
 
-from numerics.noise import StackedGenerator, draw_gaussian
+from numerics.noise import PhiloxNoise, draw_gaussian, gaussian_root
 from numerics.samplers import SAMPLERS
 from numerics import validation
 
@@ -15,22 +15,24 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def sample(denoiser, sampler: str, grid, start_mean, start_cov, n: int, *, seed: int,
+def sample(denoiser, sampler: str, grid, start_mean, start_cov, n: int, *, seed: int, first: int = 0,
            batch_size: int = 4096, device: str = "cpu", dtype=torch.float64) -> torch.Tensor:
-    """``n`` sampler outputs from ``x_0 ~ N(start_mean, start_cov)``; sample ``k`` depends only on ``(seed, k)``.
+    """Samples ``first, ..., first + n - 1`` of the run seeded ``seed``, from ``x_0 ~ N(start_mean, start_cov)``.
 
-    Returns a float64 CPU tensor of shape ``(n, d)``.
+    Sample ``k`` depends only on ``(seed, k)``: its noise is ``PhiloxNoise`` keyed by the sample index,
+    drawn on ``device`` in ``dtype``. Returns a float64 CPU tensor of shape ``(n, d)``.
     """
     run = SAMPLERS[validation.choice(sampler, "sampler", SAMPLERS)]
     n = validation.positive_int(n, "n")
     batch_size = validation.positive_int(batch_size, "batch_size")
     mean = validation.mean_vector(start_mean, "start_mean")
     cov = validation.covariance(start_cov, "start_cov", dim=len(mean))
-    out = []
-    for first in range(0, n, batch_size):
-        generator = StackedGenerator(seed, range(first, min(first + batch_size, n)), device)
-        x = draw_gaussian(mean, cov, len(generator.generators), generator, dtype=dtype, device=device)
-        out.append(run(denoiser, x, grid, generator=generator).to("cpu", torch.float64))
+    root, out = gaussian_root(cov), []
+    with torch.inference_mode():
+        for start in range(first, first + n, batch_size):
+            generator = PhiloxNoise(seed, start, min(batch_size, first + n - start), device)
+            x = draw_gaussian(mean, cov, generator.count, generator, dtype=dtype, device=device, root=root)
+            out.append(run(denoiser, x, grid, generator=generator).to("cpu", torch.float64))
     result = torch.cat(out)
     if not torch.isfinite(result).all():
         raise FloatingPointError(f"sampler {sampler!r} produced non-finite values: the denoiser's vector field "
@@ -38,20 +40,42 @@ def sample(denoiser, sampler: str, grid, start_mean, start_cov, n: int, *, seed:
     return result
 
 
+PROBE_ELEMENTS = 2**24  # float64 entries per batched probe run (128 MiB); more steps are split into runs
+
+
+def _kicks(steps: range, d: int, device):
+    """``noise_sampler`` kicking row block ``k`` with the basis vectors at step ``steps[k]``, zero elsewhere."""
+    basis = torch.eye(d, dtype=torch.float64, device=device)
+
+    def noise(i, x):
+        z = torch.zeros_like(x)
+        if i in steps:
+            k = i - steps.start
+            z[k * d:(k + 1) * d] = basis
+        return z
+    return noise
+
+
 def affine_probe(denoiser, sampler: str, grid, d: int, *, device: str = "cpu", stochastic: bool = True):
     """Read the affine sampler map with noise switched off: ``x_N = A x_0 + c + sum_i M_i z_i``.
 
-    Returns ``(A, c, N)`` with ``N = sum_i M_i M_i^T`` the noise response, in float64; the noise
-    is read by kicking one step at a time with the basis vectors (``stochastic=False`` skips it).
+    Returns ``(A, c, N)`` with ``N = sum_i M_i M_i^T`` the noise response, in float64. One batched
+    run reads ``c`` and ``A`` (rows ``0`` and ``e_j``, no noise); the noise is read by kicking step
+    ``i``'s noise with the basis vectors in row block ``i`` of one run (several if it exceeds
+    ``PROBE_ELEMENTS``); ``stochastic=False`` skips it.
     """
     run = SAMPLERS[validation.choice(sampler, "sampler", SAMPLERS)]
-    basis = torch.eye(d, dtype=torch.float64, device=device)
     silent = lambda i, x: torch.zeros_like(x)  # noqa: E731
-    c = run(denoiser, torch.zeros(1, d, dtype=torch.float64, device=device), grid, noise_sampler=silent)
-    A = (run(denoiser, basis.clone(), grid, noise_sampler=silent) - c).T
-    N = torch.zeros(d, d, dtype=torch.float64, device=device)
-    for step in range(grid.steps if stochastic else 0):
-        kick = lambda i, x, step=step: basis if i == step else torch.zeros_like(x)  # noqa: E731
-        M = (run(denoiser, torch.zeros(d, d, dtype=torch.float64, device=device), grid, noise_sampler=kick) - c).T
-        N += M @ M.T
-    return A.cpu().numpy(), c[0].cpu().numpy(), N.cpu().numpy()
+    with torch.inference_mode():
+        x0 = torch.cat([torch.zeros(1, d, dtype=torch.float64, device=device),
+                        torch.eye(d, dtype=torch.float64, device=device)])
+        out = run(denoiser, x0, grid, noise_sampler=silent)
+        c, A = out[0], (out[1:] - out[0]).T
+        N = torch.zeros(d, d, dtype=torch.float64, device=device)
+        per_run = max(1, PROBE_ELEMENTS // (d * d))
+        for first in range(0, grid.steps if stochastic else 0, per_run):
+            steps = range(first, min(first + per_run, grid.steps))
+            x = torch.zeros(len(steps) * d, d, dtype=torch.float64, device=device)
+            M = (run(denoiser, x, grid, noise_sampler=_kicks(steps, d, device)) - c).reshape(len(steps), d, d)
+            N += torch.einsum("kij,kil->jl", M, M)   # sum_i M_i M_i^T: row j of block k is (M_i e_j)^T
+    return A.cpu().numpy(), c.cpu().numpy(), N.cpu().numpy()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from numerics.validation import positive, positive_int
+from numerics.validation import choice, positive, positive_int
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,21 @@ class Grid:
     s_dot: np.ndarray | None
     prior_std: float
     schedule: str
+    eta: np.ndarray | None = None  # per-step multiplier of the fresh noise (ancestral, ddpm_large); None = 1
+    s_noise: float = 1.0  # k-diffusion's / EDM's S_noise: scales the ancestral step's fresh noise only
+
+    def eta_at(self, i: int) -> float:
+        """The noise multiplier of step ``i`` (1 when the grid sets none)."""
+        return 1.0 if self.eta is None else float(self.eta[i])
+
+    def __post_init__(self):
+        if self.eta is not None:  # a scalar is broadcast to every step
+            eta = np.broadcast_to(np.asarray(self.eta, dtype=np.float64), (self.steps,)).copy()
+            if not np.all((eta >= 0) & (eta <= 1)):
+                raise ValueError(f"eta must be in [0, 1] on every step, got {self.eta!r}")
+            object.__setattr__(self, "eta", eta)
+        if not (np.isfinite(self.s_noise) and self.s_noise >= 0):
+            raise ValueError(f"s_noise must be a finite number >= 0, got {self.s_noise!r}")
 
     @property
     def steps(self) -> int:
@@ -95,29 +110,105 @@ class VPSchedule:
                     schedule=self.name)
 
 
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+SPACINGS = ("leading", "trailing", "linspace")
+
+
+def cosine_betas(K: int, max_beta: float = 0.999) -> np.ndarray:
+    """Nichol & Dhariwal (2021) eq. 17: ``beta_k = 1 - abar(k/K)/abar((k-1)/K)``, ``abar(u) = cos^2((u + .008)/1.008 pi/2)``."""
+    u = np.arange(K + 1) / K
+    alpha_bar = np.cos((u + 0.008) / 1.008 * np.pi / 2) ** 2
+    return np.minimum(1.0 - alpha_bar[1:] / alpha_bar[:-1], max_beta)
+
+
+def ddpm_betas(beta_schedule: str, beta_start: float, beta_end: float, K: int) -> np.ndarray:
+    """The ``K`` training betas of ``beta_schedule`` (the names diffusers uses), float64."""
+    if beta_schedule == "linear":
+        return np.linspace(beta_start, beta_end, K)
+    if beta_schedule == "scaled_linear":  # linear in sqrt(beta) (latent diffusion)
+        return np.linspace(beta_start**0.5, beta_end**0.5, K) ** 2
+    return cosine_betas(K)
+
+
 class DDPMSchedule:
-    """Discrete DDPM (Ho et al. 2020): ``beta_k`` linear, ``alpha_bar_k = prod_{j<=k} (1 - beta_j)``."""
+    """Discrete DDPM (Ho et al. 2020): ``alpha_bar_k = prod_{j<=k} (1 - beta_j)``, index 0 clean, ``k`` = timestep + 1.
+
+    ``grid(steps)`` keeps the project's own sub-sequence; ``grid(steps, spacing=...)`` follows the
+    timestep conventions of diffusers' schedulers (Lin et al. 2024, Table 2), see :meth:`timesteps`.
+    """
 
     name = "ddpm"
 
-    def __init__(self, beta_start: float = 1e-4, beta_end: float = 0.02, num_timesteps: int = 1000):
+    def __init__(self, beta_start: float = 1e-4, beta_end: float = 0.02, num_timesteps: int = 1000,
+                 beta_schedule: str = "linear"):
         self.beta_start = positive(beta_start, "beta_start")
         self.beta_end = positive(beta_end, "beta_end")
         self.num_timesteps = positive_int(num_timesteps, "num_timesteps")
+        self.beta_schedule = choice(beta_schedule, "beta_schedule", BETA_SCHEDULES)
         if self.beta_end >= 1:
             raise ValueError(f"beta_end must be < 1, got {beta_end}")
-        beta = np.linspace(self.beta_start, self.beta_end, self.num_timesteps)
+        beta = ddpm_betas(beta_schedule, self.beta_start, self.beta_end, self.num_timesteps)
         self.alpha_bar = np.concatenate([[1.0], np.cumprod(1.0 - beta)])  # index k = 0..K, k = 0 is clean
 
-    def grid(self, steps: int) -> Grid:
-        """``steps`` evenly spaced timesteps from K down to 0 (DDIM's sub-sequence), 0 meaning clean."""
+    def timesteps(self, steps: int, spacing: str, steps_offset: int = 0) -> np.ndarray:
+        """The ``steps`` 0-based training timesteps a sampler visits, descending (diffusers' spacings).
+
+        leading: ``j K//N + offset``; trailing: ``round(K - j K/N) - 1``; linspace: ``round(linspace(0, K-1, N))``.
+        """
+        K, N = self.num_timesteps, self._steps(steps)
+        choice(spacing, "spacing", SPACINGS)
+        if spacing == "leading":
+            t = np.arange(N) * (K // N) + int(steps_offset)
+        elif spacing == "trailing":
+            t = np.round(np.arange(K, 0, -K / N)) - 1
+        else:
+            t = np.round(np.linspace(0, K - 1, N))
+        t = np.sort(t.astype(np.int64))[::-1]
+        if t.max() >= K or t.min() < 0:
+            raise ValueError(f"steps_offset = {steps_offset} puts a timestep outside 0..{K - 1}")
+        return t
+
+    def _steps(self, steps):
         steps = positive_int(steps, "steps")
         if steps > self.num_timesteps:
             raise ValueError(f"steps must be <= num_timesteps = {self.num_timesteps}, got {steps}")
-        k = np.round(np.linspace(self.num_timesteps, 0, steps + 1)).astype(np.int64)
-        alpha_bar = self.alpha_bar[k]
-        return Grid(t=k.astype(np.float64), sigma=np.sqrt((1 - alpha_bar) / alpha_bar),
-                    s=np.sqrt(alpha_bar), sigma_dot=None, s_dot=None, prior_std=1.0, schedule=self.name)
+        return steps
+
+    def grid(self, steps: int, spacing: str | None = None, steps_offset: int = 0,
+             set_alpha_to_one: bool = True) -> Grid:
+        """The grid of ``steps`` steps; ``spacing=None``: ``round(linspace(K, 0, N + 1))`` in ``k``, ending clean.
+
+        With a ``spacing`` the points are :meth:`timesteps` then the final one: clean (``alpha_bar = 1``)
+        if ``set_alpha_to_one`` else the first training level ``alpha_bar_1`` (diffusers' DDIM).
+        """
+        if spacing is None:
+            k = np.round(np.linspace(self.num_timesteps, 0, self._steps(steps) + 1)).astype(np.int64)
+        else:
+            k = np.append(self.timesteps(steps, spacing, steps_offset) + 1, 0 if set_alpha_to_one else 1)
+        return alpha_bar_grid(self.alpha_bar[k], k.astype(np.float64), self.name)
+
+
+def alpha_bar_grid(alpha_bar, t, schedule: str, eta=None) -> Grid:
+    """A discrete VP grid from ``alpha_bar`` at its points: ``s = sqrt(alpha_bar)``, ``sigma = sqrt((1 - alpha_bar)/alpha_bar)``."""
+    alpha_bar = np.asarray(alpha_bar, dtype=np.float64)
+    return Grid(t=np.asarray(t, dtype=np.float64), sigma=np.sqrt((1 - alpha_bar) / alpha_bar), s=np.sqrt(alpha_bar),
+                sigma_dot=None, s_dot=None, prior_std=1.0, schedule=schedule, eta=eta)
+
+
+def sigma_grid(sigmas, *, variance_preserving: bool = False, prior_std: float | None = None, eta=None) -> Grid:
+    """A user-given decreasing sigma array (k-diffusion's ``sigmas``, usually ending in 0) as a grid.
+
+    ``s = 1`` (VE; prior std ``sigma_0``) or, with ``variance_preserving``, ``s = 1/sqrt(1 + sigma^2)`` (prior std 1).
+    """
+    sigma = np.asarray(sigmas, dtype=np.float64)
+    if sigma.ndim != 1 or len(sigma) < 2 or not np.all(np.isfinite(sigma)):
+        raise ValueError(f"sigmas must be a finite 1-D array of at least 2 noise levels, got shape {sigma.shape}")
+    if np.any(np.diff(sigma) >= 0) or sigma[-1] < 0:
+        raise ValueError("sigmas must be strictly decreasing and >= 0 (k-diffusion style, final 0 allowed)")
+    s = 1 / np.sqrt(1 + sigma**2) if variance_preserving else np.ones_like(sigma)
+    std = (1.0 if variance_preserving else float(sigma[0])) if prior_std is None else positive(prior_std, "prior_std")
+    return Grid(t=sigma.copy(), sigma=sigma, s=s, sigma_dot=None, s_dot=None, prior_std=std,
+                schedule="sigmas", eta=eta)
 
 
 SCHEDULES = {"ve": VESchedule, "vp": VPSchedule, "ddpm": DDPMSchedule}

@@ -28,7 +28,8 @@ def covariance(value, name: str = "cov", *, dim: int | None = None, rtol: float 
     scale = max(np.max(np.abs(matrix)), np.finfo(float).tiny)
     if np.max(np.abs(matrix - matrix.T)) > rtol * scale:
         raise ValueError(f"{name} must be symmetric")
-    eigenvalues = np.linalg.eigvalsh(matrix)
+    diagonal = np.diag(matrix)
+    eigenvalues = np.sort(diagonal) if np.array_equal(matrix, np.diag(diagonal)) else np.linalg.eigvalsh(matrix)
     if eigenvalues[0] < -rtol * max(eigenvalues[-1], 0.0) - np.finfo(float).tiny:
         raise ValueError(f"{name} must be positive semi-definite, smallest eigenvalue {eigenvalues[0]:.3e}")
     return 0.5 * (matrix + matrix.T)
@@ -62,4 +63,33 @@ def choice(value: str, name: str, allowed) -> str:
     """Return ``value`` if it is one of ``allowed``."""
     if value not in allowed:
         raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(sorted(allowed))}")
+    return value
+
+
+def device(value, name: str = "device") -> str:
+    """``cpu``, ``cuda`` or ``cuda:N`` (default: ``cuda`` when a GPU is visible, else ``cpu``), checked available."""
+    import torch
+
+    if value is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not isinstance(value, (str, torch.device)):
+        raise TypeError(f"{name} must be a string such as 'cpu' or 'cuda', got {type(value).__name__}")
+    text = str(value)
+    kind, _, index = text.partition(":")
+    if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
+        raise ValueError(f"unknown {name} {text!r}; allowed: cpu, cuda, cuda:N")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name} {text!r}: no CUDA device visible; use {name} cpu")
+        if index and int(index) >= torch.cuda.device_count():
+            raise ValueError(f"{name} {text!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    return text
+
+
+def float_dtype(value, name: str = "dtype"):
+    """A floating torch dtype the samplers run in: float32 or float64."""
+    import torch
+
+    if value not in (torch.float32, torch.float64):
+        raise TypeError(f"{name} must be torch.float32 or torch.float64, got {value!r}")
     return value

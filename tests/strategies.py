@@ -18,7 +18,9 @@ MAX_DIM = 6
 MAX_STEPS = 20
 LOG10_LOW, LOG10_HIGH = -4.0, 3.0  # eigenvalues 1e-4 .. 1e3: seven orders of magnitude
 
-SAMPLER_NAMES = tuple(sorted(SAMPLERS))
+SAMPLER_NAMES = ("ddim", "ddpm", "euler", "euler_maruyama", "exponential_vp", "heun")
+"""Result 3's original one-step samplers; the conventions' samplers (``REGISTRY``) are in tests/test_conventions*.py."""
+CONVENTION_SAMPLERS = tuple(sorted(set(SAMPLERS) - set(SAMPLER_NAMES)))
 SCHEDULE_NAMES = ("ve", "vp", "ddpm")
 ODE_SAMPLERS = ("ddim", "euler", "heun")
 

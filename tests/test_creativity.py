@@ -192,7 +192,9 @@ def test_cli_exit_codes(capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["--rank", "0"], "--rank: must be an integer >= 1"),
-    (["--rank", "9", "--dim", "8"], "rank must be in [1, dim = 8]"),
+    (["--rank", "9", "--dim", "8"], "--rank must be in [1, --dim = 8]"),
+    (["--n-train", "1"], "--n-train must be >= 2"),
+    (["--steps", "1"], "--steps must be >= 2"),
     (["--n-train", "0"], "--n-train: must be an integer >= 1"),
 ])
 def test_cli_rejects_bad_input(argv, message, capsys):

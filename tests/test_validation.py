@@ -134,8 +134,9 @@ def test_fit_affine_refuses_bad_noise_levels(sigmas):
 
 # ---------------------------------------------------------------- names: samplers, schedules, targets
 def test_choice_names_the_argument_and_lists_the_allowed():
-    with pytest.raises(ValueError, match=r"unknown sampler 'nope'; allowed: ddim, ddpm, euler, euler_maruyama, "
-                                         r"exponential_vp, heun"):
+    with pytest.raises(ValueError, match=r"unknown sampler 'nope'; allowed: ancestral, ddim, ddpm, ddpm_large, "
+                                         r"ddpm_t, dpmpp_2m, euler, euler_maruyama, euler_t, exponential_vp, heun, "
+                                         r"heun_t"):
         validation.choice("nope", "sampler", SAMPLERS)
     with pytest.raises(ValueError, match=r"unknown schedule 'nope'; allowed: ddpm, ve, vp"):
         validation.choice("nope", "schedule", SCHEDULES)
@@ -156,7 +157,7 @@ def test_unknown_sampler_is_refused_everywhere(call):
         "affine_law": lambda: affine_law("nope", GRID, denoiser.affine, prior_start(GRID, MEAN, COV)),
         "step_map": lambda: step_map("nope"),
     }
-    with pytest.raises(ValueError, match=r"unknown sampler 'nope'; allowed: ddim, ddpm, euler"):
+    with pytest.raises(ValueError, match=r"unknown sampler 'nope'; allowed: ancestral, ddim, ddpm, .*euler"):
         calls[call]()
 
 

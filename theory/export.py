@@ -4,7 +4,8 @@
 
 >>> [r.name for r in results()]  # doctest: +NORMALIZE_WHITESPACE
 ['Optimal affine denoiser', 'Continuous-time law of the linear denoiser',
- 'Exact law of finite-step samplers with an affine denoiser', 'Linear denoiser trained on a finite set',
+ 'Exact law of finite-step samplers with an affine denoiser',
+ 'Exact law of DPM-Solver++(2M) with an affine denoiser', 'Linear denoiser trained on a finite set',
  'Rank-restricted affine denoiser', 'Generated law of the rank-restricted denoiser',
  'Fixed linear encoder, unrestricted decoder', 'Memorizing (unrestricted) denoiser of a training set',
  'Optimal polynomial denoiser of degree 3', 'Moment equivalence of polynomial denoisers',
@@ -26,13 +27,14 @@ from theory.bottleneck import RankLaw, RankRestrictedDenoiser
 from theory.encoder_decoder import FixedEncoderLaw
 from theory.finite_step import FiniteStepLaw
 from theory.memorization import EmpiricalDenoiser
+from theory.multistep import MultistepLaw
 from theory.polynomial import MomentEquivalence, OptimalPolynomialDenoiser, SmallNoiseExpansion
 from theory.polynomial_law import PolynomialFlowLaw
 from theory.polynomial_steps import FiniteStepPolynomialLaw
 from theory.linear import ContinuousFlowLaw, OptimalAffineDenoiser, TrainingSetLaw
 from theory.result import Result
 
-RESULT_CLASSES = (OptimalAffineDenoiser, ContinuousFlowLaw, FiniteStepLaw, TrainingSetLaw,
+RESULT_CLASSES = (OptimalAffineDenoiser, ContinuousFlowLaw, FiniteStepLaw, MultistepLaw, TrainingSetLaw,
                   RankRestrictedDenoiser, RankLaw, FixedEncoderLaw, EmpiricalDenoiser,
                   OptimalPolynomialDenoiser, MomentEquivalence, SmallNoiseExpansion, PolynomialFlowLaw,
                   FiniteStepPolynomialLaw)
@@ -63,6 +65,8 @@ def document(stems: list[str]) -> str:
 
 def output_dir(out) -> Path:
     """``out`` as a directory, created if missing; ``NotADirectoryError`` if it is something else."""
+    if not str(out).strip():
+        raise NotADirectoryError("--out must name a directory, got an empty path")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {str(out)!r} exists and is not a directory")

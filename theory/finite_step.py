@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from theory.result import Result
-from theory.steps import GRID_SYMBOLS, UPDATES, step_map
+from theory.steps import CONTINUOUS_TIME, GRID_SYMBOLS, MULTISTEP_UPDATES, UPDATES, VARIANCE_PRESERVING, step_map
 from theory.symbols import b, b_next
 from numerics.validation import choice
 
@@ -28,6 +28,10 @@ class Diagonal:
     @staticmethod
     def identity(d):
         return np.ones(d)
+
+    @staticmethod
+    def plus_identity(A, c: float):
+        return A + c
 
     @staticmethod
     def mul(A, B):
@@ -45,6 +49,13 @@ class Diagonal:
     def gram(Q):
         return Q * Q
 
+    @staticmethod
+    def advance(sampler, to_zero, coefficients, levels, m, C):
+        """One step of ``(m, C)`` by the sampler's fused elementwise kernel (``_fused``); ``levels = (G, b, G', b')``."""
+        values = [value for name in VECTOR_ORDER for value, _ in coefficients.get(name, ())]
+        G, b, G_next, b_next = levels
+        return _fused(sampler, to_zero)(values, G, G_next, b, b_next, m, C)
+
 
 class Dense:
     """Gains are ``d x d`` matrices; products are matrix products."""
@@ -52,6 +63,12 @@ class Dense:
     @staticmethod
     def identity(d):
         return np.eye(d)
+
+    @staticmethod
+    def plus_identity(A, c: float):
+        A = np.array(A, dtype=np.float64, copy=True)
+        A[np.diag_indices_from(A)] += c
+        return A
 
     @staticmethod
     def mul(A, B):
@@ -68,6 +85,15 @@ class Dense:
     @staticmethod
     def gram(Q):
         return Q @ Q.T
+
+    @classmethod
+    def advance(cls, sampler, to_zero, coefficients, levels, m, C):
+        """One step of ``(m, C)``: ``m <- A m + c``, ``C <- A C A^T + Q Q^T`` from the step's affine map."""
+        A, c, Q = step_affine(coefficients, *levels, cls)
+        C = cls.congruence(A, C)
+        if Q is not None:                 # q I adds q^2 on the diagonal, no product formed
+            C = cls.plus_identity(C, Q * Q) if isinstance(Q, float) else C + cls.gram(Q)
+        return cls.apply(A, m) + c, C
 
 
 @dataclass(frozen=True)
@@ -95,47 +121,116 @@ def _compiled(sampler: str, to_zero: bool):
             for name, parts in step_map(sampler, to_zero).terms.items()}
 
 
-def grid_values(grid, i: int) -> tuple:
-    """Values of ``GRID_SYMBOLS`` for step ``i`` of ``grid`` (NaN derivatives on a discrete grid)."""
-    s_dot = np.nan if grid.s_dot is None else grid.s_dot[i]
-    sigma_dot = np.nan if grid.sigma_dot is None else grid.sigma_dot[i]
-    return (grid.sigma[i], grid.sigma[i + 1], grid.s[i], grid.s[i + 1], s_dot, sigma_dot,
-            grid.t[i] - grid.t[i + 1])
+def grid_values(grid, i) -> tuple:
+    """Values of ``GRID_SYMBOLS`` for step(s) ``i`` of ``grid`` (an index or an index array; NaN derivatives
+    on a discrete grid; the noise multiplier ``eta`` is 1 where the grid sets none)."""
+    i = np.asarray(i)
+    nan = np.full(i.shape, np.nan)
+    s_dot = (nan, nan) if grid.s_dot is None else (grid.s_dot[i], grid.s_dot[i + 1])
+    sigma_dot = (nan, nan) if grid.sigma_dot is None else (grid.sigma_dot[i], grid.sigma_dot[i + 1])
+    eta = np.ones(i.shape) if grid.eta is None else grid.eta[i]
+    return (grid.sigma[i], grid.sigma[i + 1], grid.s[i], grid.s[i + 1], s_dot[0], sigma_dot[0],
+            grid.t[i] - grid.t[i + 1], eta, s_dot[1], sigma_dot[1], np.full(i.shape, grid.s_noise))
 
 
-def _combine(parts, values, gains, algebra, d, vector=None):
-    """``sum_k coeff_k (G ... G)_k`` applied to ``vector`` (or as an operator if ``vector`` is None)."""
-    total = 0.0
+def step_coefficients(sampler, grid) -> list:
+    """Per step: name -> ((coefficient value, gains), ...), every coefficient evaluated once over the whole grid."""
+    steps = np.arange(grid.steps)
+    to_zero = grid.sigma[1:] == 0  # Heun's last step to sigma = 0 is an Euler step
+    table = [{} for _ in range(grid.steps)]
+    for flag in (False, True):
+        chosen = steps[to_zero == flag]
+        if chosen.size == 0:
+            continue
+        values, compiled = grid_values(grid, chosen), _compiled(sampler, flag)
+        if set(compiled) - set(VECTOR_ORDER):  # a step map with a vector this recursion does not propagate
+            raise NotImplementedError(f"sampler {sampler!r}: step terms {sorted(set(compiled) - set(VECTOR_ORDER))} "
+                                      f"are not among {VECTOR_ORDER}")
+        for name, parts in compiled.items():
+            columns = [np.broadcast_to(np.asarray(f(*values), dtype=np.float64), chosen.shape).tolist()
+                       for f, _ in parts]
+            gains = [names for _, names in parts]
+            for i, row in zip(chosen.tolist(), zip(*columns)):
+                table[i][name] = tuple(zip(row, gains))
+    return table
+
+
+VECTOR_ORDER = ("x", "b", "b_next", "z")  # the order of a step's coefficient values in ``values``
+
+
+@cache
+def _fused(sampler: str, to_zero: bool):
+    """The whole step ``(m, v) -> (A m + c, A^2 v + Q^2)`` for commuting (elementwise) gains, lambdified once
+    with common subexpressions shared: one numpy call per step, as few vector operations as a hand-written loop.
+    Its first argument is the step's coefficient values in ``VECTOR_ORDER``."""
+    gains = dict(zip(("G", "G_next"), sp.symbols("G G_next")))
+    offsets = dict(zip(("b", "b_next"), sp.symbols("b b_next")))
+    terms, k, coefficients = step_map(sampler, to_zero).terms, iter(sp.symbols("k0:256")), []
+
+    def part(vector):
+        total = sp.Integer(0)
+        for _, names in terms.get(vector, ()):
+            coefficients.append(next(k))
+            total += coefficients[-1] * sp.Mul(*[gains[n] for n in names])
+        return total
+    A = part("x")
+    c = part("b") * offsets["b"] + part("b_next") * offsets["b_next"]
+    Q = part("z")
+    m, v = sp.symbols("m v")
+    return sp.lambdify((coefficients, *gains.values(), *offsets.values(), m, v), [A * m + c, A**2 * v + Q**2],
+                       "numpy", cse=True)
+
+
+def _combine(parts, gains, algebra, products: dict, vector=None):
+    """``sum_k coeff_k (G ... G)_k`` applied to ``vector`` (or as an operator; a float ``q`` means ``q I``).
+
+    Gain products are formed once per step (shared via ``products``); the identity term is never multiplied out.
+    """
+    identity, total = 0.0, None
     for coefficient, names in parts:
-        operator = algebra.identity(d)
-        for name in names:
-            operator = algebra.mul(operator, gains[name])
-        term = operator if vector is None else algebra.apply(operator, vector)
-        total = total + float(coefficient(*values)) * term
-    return total
+        if not names:
+            identity += coefficient
+            continue
+        operator = products.get(names)
+        if operator is None:
+            operator = gains[names[0]]
+            for name in names[1:]:
+                operator = algebra.mul(operator, gains[name])
+            products[names] = operator
+        term = coefficient * (operator if vector is None else algebra.apply(operator, vector))
+        total = term if total is None else total + term
+    if vector is not None:
+        return identity * vector if total is None else total + identity * vector
+    return identity if total is None else algebra.plus_identity(total, identity)
 
 
-def step_affine(sampler, grid, i, affine, algebra, d):
-    """``(A_i, c_i, Q_i)`` of step ``i``; ``affine(sigma) -> (G, b)`` in the chosen algebra."""
-    to_zero = grid.sigma[i + 1] == 0  # Heun's last step to sigma = 0 is an Euler step
-    compiled, values = _compiled(sampler, bool(to_zero)), grid_values(grid, i)
-    G, b = affine(grid.sigma[i])
-    gains, offsets = {"G": G}, {"b": b}
-    if "b_next" in compiled:
-        gains["G_next"], offsets["b_next"] = affine(grid.sigma[i + 1])
-    A = _combine(compiled["x"], values, gains, algebra, d)
-    c = sum(_combine(compiled[k], values, gains, algebra, d, offsets[k]) for k in offsets if k in compiled)
-    Q = _combine(compiled["z"], values, gains, algebra, d) if "z" in compiled else 0.0 * algebra.identity(d)
+def step_affine(coefficients: dict, G, b, G_next, b_next, algebra):
+    """``(A_i, c_i, Q_i)`` of one step from its coefficient values and the gains at ``sigma_i``, ``sigma_{i+1}``
+    (``Q_i`` is None for a noise-free step and a float ``q`` for ``Q_i = q I``)."""
+    gains, products = {"G": G, "G_next": G_next}, {}
+    A = _combine(coefficients["x"], gains, algebra, products)
+    A = algebra.plus_identity(0.0 * G, A) if isinstance(A, float) else A
+    c = _combine(coefficients.get("b", ()), gains, algebra, products, b)
+    if "b_next" in coefficients:
+        c = c + _combine(coefficients["b_next"], gains, algebra, products, b_next)
+    Q = _combine(coefficients["z"], gains, algebra, products) if "z" in coefficients else None
     return A, c, Q
 
 
 def check_sampler_grid(sampler: str, grid) -> str:
     """The theory's assumptions on the pair: Euler–Maruyama needs derivatives, the VP integrator VP."""
+    if sampler in MULTISTEP_UPDATES:
+        raise ValueError(f"sampler {sampler!r} is multistep; its law is theory.multistep.multistep_law "
+                         "(verify.linear checks it with --diffusers DPMSolverMultistepScheduler)")
     choice(sampler, "sampler", UPDATES)
-    if sampler == "euler_maruyama" and grid.sigma_dot is None:
-        raise ValueError(f"sampler 'euler_maruyama' needs a continuous-time schedule; {grid.schedule!r} is discrete")
-    if sampler == "exponential_vp" and not grid.variance_preserving:
-        raise ValueError(f"sampler 'exponential_vp' needs a variance-preserving schedule (vp, ddpm), got {grid.schedule!r}")
+    if sampler in CONTINUOUS_TIME and grid.sigma_dot is None:
+        raise ValueError(f"sampler {sampler!r} needs a continuous-time schedule; {grid.schedule!r} is discrete")
+    if sampler in VARIANCE_PRESERVING and not grid.variance_preserving:
+        raise ValueError(f"sampler {sampler!r} needs a variance-preserving schedule (vp, ddpm), got {grid.schedule!r}")
+    if sampler == "ddpm_t":  # beta_i = beta(t_i) h must be a probability-like step
+        beta = -2 * grid.s_dot[:-1] / grid.s[:-1] * (grid.t[:-1] - grid.t[1:])
+        if not np.all((beta > 0) & (beta < 1)):
+            raise ValueError(f"sampler 'ddpm_t' needs 0 < beta(t_i) h < 1 on every step, got up to {beta.max():.4g}")
     return sampler
 
 
@@ -143,10 +238,12 @@ def propagate(sampler, grid, affine, start: GaussianLaw, algebra) -> GaussianLaw
     """Push ``start`` through every step of ``sampler`` on ``grid``: the exact output law."""
     check_sampler_grid(sampler, grid)
     m, C = start.mean, start.cov
-    for i in range(grid.steps):
-        A, c, Q = step_affine(sampler, grid, i, affine, algebra, len(m))
-        m = algebra.apply(A, m) + c
-        C = algebra.congruence(A, C) + algebra.gram(Q)
+    table, at = step_coefficients(sampler, grid), cache(lambda sigma: affine(sigma))  # each level once
+    for i, coefficients in enumerate(table):
+        G, b = at(float(grid.sigma[i]))
+        G_next, b_next = at(float(grid.sigma[i + 1])) if "b_next" in coefficients else (None, None)
+        levels = (G, b, G_next, b_next)
+        m, C = algebra.advance(sampler, bool(grid.sigma[i + 1] == 0), coefficients, levels, m, C)
     return GaussianLaw(m, C, start.basis)
 
 
@@ -178,6 +275,8 @@ class FiniteStepLaw(Result):
                        "on a last step to $\\sigma = 0$."),
             assumptions=("affine denoiser at every noise level the sampler visits",
                          "Gaussian start $x_0 \\sim \\mathcal{N}(m_0, C_0)$, noise independent across steps",
-                         "Euler--Maruyama: continuous-time schedule; exponential integrator: $s^2(1+\\sigma^2)=1$"),
+                         "Euler--Maruyama and the steps in $t$ (euler\\_t, heun\\_t, ddpm\\_t): continuous-time "
+                         "schedule; exponential integrator, ddpm\\_large, ddpm\\_t: $s^2(1+\\sigma^2)=1$",
+                         "ancestral, ddpm\\_large: the grid's per-step noise multiplier $\\eta_i \\in [0, 1]$ (default 1)"),
             formulas=formulas,
         )

@@ -20,7 +20,7 @@ from theory.linear import ContinuousFlowLaw, OptimalAffineDenoiser
 from theory.steps import UPDATES
 
 OPTIMAL = OptimalAffineDenoiser()
-ODE_SAMPLERS = frozenset({"euler", "heun", "ddim"})
+ODE_SAMPLERS = frozenset({"euler", "heun", "ddim", "euler_t", "heun_t"})  # the rest discretize the reverse SDE
 
 
 @cache

@@ -16,10 +16,12 @@ from functools import cache
 
 import sympy as sp
 
-from theory.symbols import G, G_next, b, b_next, h, s, s_dot, s_next, sigma, sigma_dot, sigma_next, x, z
 from numerics.validation import choice
+from theory.symbols import (G, G_next, G_prev, b, b_next, b_prev, eta, h, s, s_dot, s_dot_next, s_next, s_noise, s_prev,
+                            sigma, sigma_dot, sigma_dot_next, sigma_next, sigma_prev, x, x_prev, z)
 
-GRID_SYMBOLS = (sigma, sigma_next, s, s_next, s_dot, sigma_dot, h)
+GRID_SYMBOLS = (sigma, sigma_next, s, s_next, s_dot, sigma_dot, h, eta, s_dot_next, sigma_dot_next, s_noise)
+MULTISTEP_SYMBOLS = GRID_SYMBOLS + (sigma_prev, s_prev)
 
 
 def _D(y):
@@ -79,9 +81,67 @@ def _exponential_vp(to_zero):
     return growth * x + 2 * (growth - 1) * _score() + sp.sqrt(growth**2 - 1) * z
 
 
+def _ancestral(to_zero):
+    """DDIM with ``eta`` = Euler ancestral: ``y' = D + sigma_down (y - D)/sigma + sigma_up z`` (Song et al. 2021a, eq. 16)."""
+    y = x / s
+    sigma_up = eta * sigma_next * sp.sqrt(1 - sigma_next**2 / sigma**2)
+    sigma_down = sp.sqrt(sigma_next**2 - sigma_up**2)
+    return s_next * (_D(y) + sigma_down * (y - _D(y)) / sigma + s_noise * sigma_up * z)
+
+
+def _ddpm_large(to_zero):
+    """DDPM ``fixed_large``: the posterior mean of ``_ddpm`` plus ``eta sqrt(beta_t) z``, ``beta_t = 1 - s^2/s'^2``."""
+    y = x / s
+    ratio = sigma_next**2 / sigma**2
+    return s_next * (ratio * y + (1 - ratio) * _D(y)) + eta * sp.sqrt(1 - s**2 / s_next**2) * z
+
+
+def _pf_drift(state, scale, scale_dot, level, level_dot, denoise):
+    """``dx/dt = s'/s x - s^2 sigma' sigma score`` at one grid point."""
+    score = (scale * denoise(state / scale) - state) / (scale**2 * level**2)
+    return (scale_dot / scale) * state - scale**2 * level_dot * level * score
+
+
+def _euler_t(to_zero):
+    """The probability-flow ODE stepped in ``t`` on ``x``: ``x' = x - h f(x, t_i)``."""
+    return x - h * _pf_drift(x, s, s_dot, sigma, sigma_dot, _D)
+
+
+def _heun_t(to_zero):
+    """Heun's trapezoid in ``t`` on ``x``; Euler on a step to sigma = 0."""
+    if to_zero:
+        return _euler_t(to_zero)
+    slope = _pf_drift(x, s, s_dot, sigma, sigma_dot, _D)
+    x_pred = x - h * slope
+    slope_pred = _pf_drift(x_pred, s_next, s_dot_next, sigma_next, sigma_dot_next, _D_next)
+    return x - h * (slope + slope_pred) / 2
+
+
+def _ddpm_t(to_zero):
+    """score_sde's VP ancestral step, ``beta_i = beta(t_i) h = -2 h s_dot / s``: ``(x + beta score)/sqrt(1-beta) + sqrt(beta) z``."""
+    beta = -2 * h * s_dot / s
+    return (x + beta * _score()) / sp.sqrt(1 - beta) + sp.sqrt(beta) * z
+
+
+def _dpmpp_2m(to_zero):
+    """DPM-Solver++(2M): ``y' = (sigma'/sigma) y + (1 - sigma'/sigma) ((1 + 1/(2r)) D - D_prev/(2r))``, ``r = h_{i-1}/h_i``.
+
+    First-order steps (the first, and one to sigma = 0) are the ``ddim`` step.
+    """
+    r = sp.log(sigma_prev / sigma) / sp.log(sigma / sigma_next)
+    y, y_prev = x / s, x_prev / s_prev
+    d = (1 + 1 / (2 * r)) * _D(y) - (G_prev * y_prev + b_prev) / (2 * r)
+    return s_next * (sigma_next / sigma * y + (1 - sigma_next / sigma) * d)
+
+
 UPDATES = {"euler": _euler, "heun": _heun, "ddim": _ddim, "ddpm": _ddpm,
-           "euler_maruyama": _euler_maruyama, "exponential_vp": _exponential_vp}
-VECTORS = {"x": x, "z": z, "b": b, "b_next": b_next}
+           "euler_maruyama": _euler_maruyama, "exponential_vp": _exponential_vp,
+           "ancestral": _ancestral, "ddpm_large": _ddpm_large, "euler_t": _euler_t, "heun_t": _heun_t,
+           "ddpm_t": _ddpm_t}
+MULTISTEP_UPDATES = {"dpmpp_2m": _dpmpp_2m}  # x_{i+1} = A x_i + B x_{i-1} + c: propagated by theory.multistep
+CONTINUOUS_TIME = frozenset({"euler_maruyama", "euler_t", "heun_t", "ddpm_t"})  # use s_dot, sigma_dot, h
+VARIANCE_PRESERVING = frozenset({"exponential_vp", "ddpm_large", "ddpm_t"})  # need s^2 (1 + sigma^2) = 1
+VECTORS = {"x": x, "z": z, "b": b, "b_next": b_next, "x_prev": x_prev, "b_prev": b_prev}
 
 
 @dataclass(frozen=True)
@@ -127,6 +187,7 @@ def _collect(parts):
 @cache
 def step_map(sampler: str, to_zero: bool = False) -> StepMap:
     """The symbolic step of ``sampler``; ``to_zero`` marks a step to sigma = 0 (Heun falls back to Euler there)."""
-    update = UPDATES[choice(sampler, "sampler", UPDATES)]
+    updates = {**UPDATES, **MULTISTEP_UPDATES}
+    update = updates[choice(sampler, "sampler", updates)]
     expression = update(to_zero)
     return StepMap(sampler, to_zero, expression, _split(expression))

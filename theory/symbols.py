@@ -12,6 +12,12 @@ s_next = sp.Symbol("s_next", positive=True)       # scale s(t_{i+1})
 s_dot = sp.Symbol("s_dot", real=True)             # ds/dt at t_i
 sigma_dot = sp.Symbol("sigma_dot", positive=True)  # dsigma/dt at t_i
 h = sp.Symbol("h", positive=True)                 # step length t_i - t_{i+1}
+eta = sp.Symbol("eta", nonnegative=True)          # per-step noise multiplier (DDIM eta; ancestral; fixed_large)
+s_noise = sp.Symbol("S_noise", nonnegative=True)  # k-diffusion / EDM noise inflation of the ancestral step
+s_dot_next = sp.Symbol("s_dot_next", real=True)   # ds/dt at t_{i+1}
+sigma_dot_next = sp.Symbol("sigma_dot_next", positive=True)  # dsigma/dt at t_{i+1}
+sigma_prev = sp.Symbol("sigma_prev", positive=True)  # sigma(t_{i-1}) (multistep)
+s_prev = sp.Symbol("s_prev", positive=True)       # s(t_{i-1}) (multistep)
 v0 = sp.Symbol("v_0", positive=True)              # initial variance along a direction
 m0 = sp.Symbol("m_0", real=True)                  # initial mean along a direction
 
@@ -19,3 +25,4 @@ m0 = sp.Symbol("m_0", real=True)                  # initial mean along a directi
 G, G_next = sp.symbols("G G_next", commutative=False)  # denoiser gains at sigma_i, sigma_{i+1}
 b, b_next = sp.symbols("b b_next", commutative=False)  # denoiser offsets: D(y) = G y + b
 x, z = sp.symbols("x z", commutative=False)             # state and standard-normal noise
+G_prev, b_prev, x_prev = sp.symbols("G_prev b_prev x_prev", commutative=False)  # the step before (multistep)

@@ -4,16 +4,16 @@ Shared by ``verify.linear`` and ``verify.bottleneck`` (and any denoiser class th
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from numerics.samplers import SAMPLERS, STOCHASTIC
 from numerics.sampling import DTYPES, affine_probe, sample
 from numerics.schedules import SCHEDULES
-from theory.finite_step import GaussianLaw, probe_law
+from theory.finite_step import GaussianLaw, check_sampler_grid, probe_law
 from theory.linear_law import STARTS
-from verify import report, stats
+from verify import arguments, distributed, report, stats
 from verify.check import Check
 from verify.targets import TARGETS
 
@@ -36,6 +36,12 @@ class SamplingConfig:
     init: str = "prior"
     alpha: float = 1e-3
     probe: bool = True
+    quiet: bool = False
+
+    def __post_init__(self):
+        """The sampler must accept the schedule (checked before any work)."""
+        if self.sampler in SAMPLERS and self.schedule in SCHEDULES and isinstance(self.steps, int):
+            check_sampler_grid(self.sampler, SCHEDULES[self.schedule]().grid(self.steps))
 
 
 def probe_checks(denoiser, sampler, grid, start: GaussianLaw, predicted: GaussianLaw, device="cpu",
@@ -59,10 +65,14 @@ def monte_carlo(denoiser, cfg, grid, start: GaussianLaw, predicted: GaussianLaw,
     """Sample ``cfg.samples`` outputs and run the calibrated Gaussian-law checks against ``predicted``.
 
     ``alpha``: the share of the family-wise level these tests get (default all of ``cfg.alpha``).
+    Under ``torchrun`` each rank samples its own index range and the moments of all are merged.
     """
-    x = sample(denoiser, cfg.sampler, grid, start.mean, start.covariance(), cfg.samples, seed=cfg.seed,
-               device=cfg.device, dtype=DTYPES[cfg.dtype]).numpy()
     C = predicted.covariance()
+    if distributed.active():  # under torchrun: this rank's samples, merged into the moments of all
+        x = distributed.merged_moments(denoiser, cfg, grid, start, predicted.mean, C)
+    else:
+        x = sample(denoiser, cfg.sampler, grid, start.mean, start.covariance(), cfg.samples, seed=cfg.seed,
+                   device=cfg.device, dtype=DTYPES[cfg.dtype]).numpy()
     null_atol = (1e-6 if cfg.dtype == "float64" else 1e-2) * np.sqrt(max(np.abs(C).max(), 1e-300))
     alpha = cfg.alpha if alpha is None else alpha
     return stats.gaussian_checks(x, predicted.mean, C, alpha=alpha, null_atol=null_atol), x
@@ -71,9 +81,11 @@ def monte_carlo(denoiser, cfg, grid, start: GaussianLaw, predicted: GaussianLaw,
 def law_report(x: np.ndarray, predicted: GaussianLaw) -> dict:
     """Predicted and measured means and covariance spectra, and the effect sizes."""
     C = predicted.covariance()
+    moments = x if isinstance(x, stats.SampleMoments) else stats.SampleMoments.of(x, predicted.mean, C)
     return {"predicted": {"mean": predicted.mean, "cov_eigenvalues": predicted.eigenvalues()},
-            "measured": {"mean": x.mean(axis=0), "cov_eigenvalues": np.linalg.eigvalsh(np.atleast_2d(np.cov(x.T)))},
-            "effect_sizes": stats.effect_sizes(x, predicted.mean, C)}
+            "measured": {"mean": moments.sample_mean(predicted.mean),
+                         "cov_eigenvalues": np.linalg.eigvalsh(moments.sample_cov())},
+            "effect_sizes": stats.effect_sizes(moments, predicted.mean, C)}
 
 
 def add_sampling_arguments(p, *, dim=64, steps=32, samples=10000, sampler="heun", target=True, init="prior") -> None:
@@ -83,8 +95,8 @@ def add_sampling_arguments(p, *, dim=64, steps=32, samples=10000, sampler="heun"
     p.add_argument("--schedule", choices=sorted(SCHEDULES), default="ve")
     p.add_argument("--steps", type=report.positive_int_arg, default=steps, help="sampler steps")
     p.add_argument("--samples", type=report.positive_int_arg, default=samples, help="Monte-Carlo samples")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--seed", type=arguments.seed_arg, default=0, help="random seed, an integer >= 0")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when visible)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float64")
     if target:  # the target family and the start law; a CLI with its own target leaves them out
         p.add_argument("--target", choices=TARGETS, default="mixture")
@@ -92,11 +104,18 @@ def add_sampling_arguments(p, *, dim=64, steps=32, samples=10000, sampler="heun"
                        help="standard prior, or the Gaussian marginal N(s mu, s^2 (Sigma + sigma^2 I)) at t_0 (decoder mode: the true marginal p_sigma)")
     p.add_argument("--alpha", type=report.alpha_arg, default=1e-3, help="family-wise false-alarm rate")
     p.add_argument("--no-probe", dest="probe", action="store_false", help="skip the exact noise-free probe")
+    add_output_arguments(p, "predicted vs measured covariance spectra")
+
+
+def add_output_arguments(p, figure: str) -> None:
+    """``--json``, ``--plot`` and ``--quiet``: what every CLI writes besides its table."""
     p.add_argument("--json", metavar="PATH", help="write the full report as JSON")
-    p.add_argument("--plot", metavar="PATH", help="write predicted vs measured spectra as an image")
+    p.add_argument("--plot", metavar="PATH", help=f"write a figure ({figure}); png, pdf, svg, ...")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def header(name: str, cfg: dict, keys) -> str:
+def header(name: str, cfg, keys) -> str:
     """First lines of a report: the configuration and the family-wise false-alarm rate."""
+    cfg = cfg if isinstance(cfg, dict) else asdict(cfg)
     settings = " ".join(f"{k}={cfg[k]}" for k in keys)
     return f"{name}: {settings}\nfamily-wise false-alarm rate of the Monte-Carlo checks: {cfg['alpha']:g}\n"

@@ -21,7 +21,7 @@ from theory.bottleneck import RankRestrictedDenoiser, masked_law, rank_law
 from theory.finite_step import check_sampler_grid
 from theory.linear_law import STARTS, eigen_decomposition
 from theory.mixture import GaussianMixture
-from verify import regression, report, stats
+from verify import arguments, regression, report, stats
 from verify.denoiser_checks import fit_check, formula_check
 from verify.affine import SamplingConfig, add_sampling_arguments, header, law_report, monte_carlo, probe_checks
 from verify.check import Check
@@ -45,6 +45,21 @@ class Config(SamplingConfig):
     n_train: int | None = None
     iterations: int = 1500
     negative_control: str | None = None
+
+    def __post_init__(self):
+        """Every combination of flags is checked here, before any work."""
+        super().__post_init__()
+        if self.negative_control is not None and self.negative_control not in NEGATIVE_CONTROLS[self.mode]:
+            raise ValueError(f"negative control {self.negative_control!r} does not apply to mode {self.mode!r}; "
+                             f"allowed: {', '.join(NEGATIVE_CONTROLS[self.mode]) or 'none'}")
+        if not 1 <= self.rank <= self.dim:
+            raise ValueError(f"rank must be in [1, dim = {self.dim}], got {self.rank}")
+        if self.negative_control == "wrong-subspace" and self.rank == self.dim:
+            raise ValueError("negative control 'wrong-subspace' needs rank < dim (at rank = dim every subspace is the same)")
+        if self.mode == "decoder" and self.dtype != "float64":
+            raise ValueError("decoder mode runs in float64 (Result 7's exact decoder): pass --dtype float64")
+        if self.mode == "trained" and self.rank != 1:
+            raise ValueError(f"trained mode checks that samples lie on the decoder's curve: rank must be 1, got {self.rank}")
 
 
 def wrong_keep(cfg: Config, eigenvalues) -> np.ndarray:
@@ -143,14 +158,16 @@ def run_decoder(cfg: Config) -> dict:
     x = regression.run_from_marginal(decoder, cfg.sampler, grid, mixture, cfg.samples, cfg.seed,
                                      prior=cfg.init == "prior")
     if train is not None:
-        return {"checks": regression.memorization_checks(x, train, cfg.alpha), "samples": x}
+        return {"checks": regression.memorization_checks(x, train, cfg.alpha), "samples": x, "train": train}
     W_claimed = random_encoder(cfg.dim, cfg.rank, cfg.seed + 1) if cfg.negative_control == "wrong-encoder" else W
     mapping = (regression.projection_map if cfg.negative_control == "no-regression"
                else regression.regression_map)(mixture, W_claimed)
     scale = np.sqrt(np.trace(mixture.moments()[1]))
     checks = [regression.residual_check(x, W_claimed, mapping, scale),
               regression.projected_law_check(x, W_claimed, mixture, cfg.alpha)]
-    return {"checks": checks, "samples": x}
+    codes = x @ W
+    u = np.linspace(codes.min(axis=0), codes.max(axis=0), 400) if W.shape[1] == 1 else None
+    return {"checks": checks, "samples": x, **({"curve": mapping(u)} if u is not None else {})}
 
 
 RUNNERS = {"linear": run_linear, "decoder": run_decoder, "trained": run_trained}
@@ -158,17 +175,6 @@ RUNNERS = {"linear": run_linear, "decoder": run_decoder, "trained": run_trained}
 
 def run(cfg: Config) -> dict:
     """Everything ``python -m verify.bottleneck`` does, as a report dictionary."""
-    if cfg.negative_control is not None and cfg.negative_control not in NEGATIVE_CONTROLS[cfg.mode]:
-        raise ValueError(f"negative control {cfg.negative_control!r} does not apply to mode {cfg.mode!r}; "
-                         f"allowed: {', '.join(NEGATIVE_CONTROLS[cfg.mode]) or 'none'}")
-    if not 1 <= cfg.rank <= cfg.dim:
-        raise ValueError(f"rank must be in [1, dim = {cfg.dim}], got {cfg.rank}")
-    if cfg.negative_control == "wrong-subspace" and cfg.rank == cfg.dim:
-        raise ValueError("negative control 'wrong-subspace' needs rank < dim (at rank = dim every subspace is the same)")
-    if cfg.mode == "decoder" and cfg.dtype != "float64":
-        raise ValueError("decoder mode runs in float64 (Result 7's exact decoder): pass --dtype float64")
-    if cfg.mode == "trained" and cfg.rank != 1:
-        raise ValueError(f"trained mode checks that samples lie on the decoder's curve: rank must be 1, got {cfg.rank}")
     started = time.perf_counter()
     result = RUNNERS[cfg.mode](cfg)
     return {"passed": report.verdict(result["checks"]), "config": asdict(cfg), **result,
@@ -188,34 +194,70 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+HEADER_KEYS = ("mode", "dim", "rank", "sampler", "schedule", "steps", "samples", "n_train", "init", "dtype", "seed")
+UNUSED = {"linear": ("n_train", "iterations"),                 # flags a mode does not read: refused, not ignored
+          "decoder": ("iterations", "target", "probe", "device", "dtype"),
+          "trained": ("target", "probe", "device", "dtype", "init", "alpha")}
+
+
 def summary(result: dict) -> str:
-    cfg = result["config"]
-    lines = [header("verify.bottleneck", cfg, ("mode", "dim", "rank", "sampler", "schedule", "steps", "samples",
-                                                "n_train", "init", "dtype", "seed")),
-             report.table(result["checks"]), ""]
+    lines = [report.table(result["checks"]), ""]
     for key, value in result.get("measurements", {}).items():
         lines.append(f"measured (not tested): {key} = {value:.4g}")
     if "effect_sizes" in result:
         lines.append("effect sizes (measured vs predicted): "
                      + ", ".join(f"{k} = {v:.3g}" for k, v in result["effect_sizes"].items()))
-    lines.append(f"{'PASS' if result['passed'] else 'FAIL'} in {result['seconds']:.1f} s")
     return "\n".join(lines)
 
 
+def plot_decoder(path: str, result: dict) -> None:
+    """Decoder mode: generated samples (first two coordinates) over the predicted regression image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cfg, x = result["config"], result["samples"]
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    ax.scatter(x[:, 0], x[:, 1], s=4, alpha=0.4, label="generated")
+    if "curve" in result:
+        ax.plot(result["curve"][:, 0], result["curve"][:, 1], "k-", lw=1, label="predicted image E[x0 | W^T x0 = u]")
+    if result.get("train") is not None:
+        ax.scatter(result["train"][:, 0], result["train"][:, 1], marker="x", color="k", s=20, label="training set")
+    ax.set_xlabel("x[0]")
+    ax.set_ylabel("x[1]")
+    ax.set_title(f"verify.bottleneck decoder: d = {cfg['dim']}, r = {cfg['rank']}, {cfg['sampler']}, "
+                 f"{cfg['steps']} steps, init {cfg['init']}", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot(path: str, result: dict, args) -> None:
-    """The trained toy's scatter, or predicted vs measured spectra."""
-    if args.mode == "trained":
+    """The trained toy's scatter, the decoder's samples over its curve, or predicted vs measured spectra."""
+    cfg = result["config"]
+    if cfg["mode"] == "trained":
         plot_trained(path, result)
-    elif "predicted" in result:
-        report.plot_spectra(path, {"predicted": result["predicted"]["cov_eigenvalues"],
-                                   "measured": result["measured"]["cov_eigenvalues"]},
-                            f"rank {result['config']['rank']}, {args.sampler}, {result['config']['steps']} steps")
+    elif cfg["mode"] == "decoder":
+        plot_decoder(path, result)
+    else:
+        report.plot_spectra(path, {"predicted (Result 6)": result["predicted"]["cov_eigenvalues"],
+                                   "measured (Monte Carlo)": result["measured"]["cov_eigenvalues"]},
+                            f"verify.bottleneck: rank {cfg['rank']} of d = {cfg['dim']}, {cfg['sampler']}, "
+                            f"{cfg['schedule']}, {cfg['steps']} steps, {cfg['samples']} samples")
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     return report.cli_main(args, Config, run, summary, plot=plot, defaults=MODES[args.mode],
-                           json_exclude=("samples", "target_samples", "rank_r_samples", "encoder_law_samples", "curve"))
+                           header=lambda cfg: header("verify.bottleneck", cfg, HEADER_KEYS),
+                           precheck=lambda a: arguments.unused_flags(a, p, set(vars(a)) - set(UNUSED[a.mode]),
+                                                                     f"in --mode {a.mode}"),
+                           memory=lambda cfg: (arguments.affine_memory(cfg), "--dim, --samples or --steps"),
+                           json_exclude=("samples", "target_samples", "rank_r_samples", "encoder_law_samples", "curve",
+                                         "train"))
 
 
 if __name__ == "__main__":

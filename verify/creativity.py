@@ -32,7 +32,7 @@ from theory.linear_law import prior_start, wiener_law
 from theory.memorization import EmpiricalDenoiser as MemorizingResult
 from scipy import stats as scipy_stats
 
-from verify import metrics, report
+from verify import arguments, metrics, report
 from verify.affine import SamplingConfig, add_sampling_arguments, monte_carlo, probe_checks
 from verify.check import Check
 from verify.denoiser_checks import TheoryDenoiser
@@ -52,6 +52,17 @@ class Config(SamplingConfig):
     n_train: int = 200
     rank: int | None = None  # default min(8, dim)
     negative_control: str | None = None
+
+    def __post_init__(self):
+        """Refused before any work: each message names the flag."""
+        if self.rank is not None and not 1 <= self.rank <= self.dim:
+            raise ValueError(f"--rank must be in [1, --dim = {self.dim}], got {self.rank}")
+        if self.n_train < 2:
+            raise ValueError(f"--n-train must be >= 2 (copies are measured against the training spacing), "
+                             f"got {self.n_train}")
+        if self.steps < 2:
+            raise ValueError("--steps must be >= 2: the memorization claim is a limit of fine steps down to "
+                             "sigma_min; one step returns D(y; sigma_max), about the training mean")
 
 
 def copies_check(x, train) -> Check:
@@ -138,8 +149,6 @@ def run(cfg: Config) -> dict:
     """Everything ``python -m verify.creativity`` does, as a report dictionary."""
     started = time.perf_counter()
     cfg = Config(**{**asdict(cfg), "rank": min(8, cfg.dim) if cfg.rank is None else cfg.rank})
-    if not 1 <= cfg.rank <= cfg.dim:
-        raise ValueError(f"rank must be in [1, dim = {cfg.dim}], got {cfg.rank}")
     mixture = mixture_model(cfg.dim, cfg.seed)
     train = mixture.sample(cfg.n_train, np.random.default_rng([cfg.seed, 2]))
     grid = SCHEDULES[cfg.schedule]().grid(cfg.steps)
@@ -174,8 +183,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def header(cfg) -> str:
+    return (f"verify.creativity: dim={cfg.dim} n_train={cfg.n_train} rank={cfg.rank or min(8, cfg.dim)} "
+            f"sampler={cfg.sampler} schedule={cfg.schedule} steps={cfg.steps} samples={cfg.samples} seed={cfg.seed}; "
+            f"NN distance normalized by the median training spacing; copy: < {metrics.COPY_THRESHOLD:g}\n"
+            f"family-wise false-alarm rate of the Monte-Carlo checks, per architecture: {cfg.alpha:g}")
+
+
 def summary(result: dict) -> str:
-    cfg = result["config"]
     head = ("architecture", "copy rate", "NN dist (median)", "log-lik (true p)", "theory prediction", "verdict")
     rows = [head]
     for r in result["rows"] + [result["reference"]]:
@@ -186,16 +201,13 @@ def summary(result: dict) -> str:
         rows.append((r["architecture"], f"{r['copy_rate']:.3f}", f"{r['nn_distance_median']:.3g}",
                      f"{r['log_likelihood']:.4g}", r.get("prediction", "-"), verdict))
     widths = [max(len(row[k]) for row in rows) for k in range(len(head))]
-    lines = [f"verify.creativity: dim={cfg['dim']} n_train={cfg['n_train']} rank={cfg['rank']} "
-             f"sampler={cfg['sampler']} schedule={cfg['schedule']} steps={cfg['steps']} samples={cfg['samples']} "
-             f"seed={cfg['seed']}; NN distance normalized by the median training spacing; "
-             f"copy: < {metrics.COPY_THRESHOLD:g}", ""]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
     for r in result["rows"]:
+        if r["checks"]:
+            lines += ["", f"{r['architecture']}:", report.table(r["checks"])]
         failed = [f"{c.name} ({c.measured})" for c in r["checks"] if not c.passed]
         if failed:
             lines.append(f"{r['architecture']}: failed " + "; ".join(failed))
-    lines.append(f"{'PASS' if result['passed'] else 'FAIL'} in {result['seconds']:.1f} s")
     return "\n".join(lines)
 
 
@@ -213,8 +225,13 @@ def plot(path: str, result: dict) -> None:
         x = result["samples"][name]
         ax.scatter(x[:, 0], x[:, 1], s=20, alpha=0.5, facecolors="none", edgecolors="tab:blue", label="generated")
         ax.scatter(train[:, 0], train[:, 1], s=12, marker="x", color="k", label="training set")
-        ax.set_title(name)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("x[0]")
+    np.atleast_1d(axes)[0].set_ylabel("x[1]")
     np.atleast_1d(axes)[0].legend(fontsize=7)
+    cfg = result["config"]
+    fig.suptitle(f"verify.creativity: d = {cfg['dim']}, n = {cfg['n_train']} training points, {cfg['sampler']}, "
+                 f"{cfg['steps']} steps (first two coordinates)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -222,7 +239,9 @@ def plot(path: str, result: dict) -> None:
 
 def main(argv=None) -> int:
     return report.cli_main(parser().parse_args(argv), Config, run, summary, plot=lambda path, result, args: plot(path, result),
-                           json_exclude=("samples", "train"))
+                           header=header, json_exclude=("samples", "train"),
+                           memory=lambda cfg: (arguments.affine_memory(cfg) + 8.0 * cfg.samples * cfg.n_train * 4,
+                                               "--dim, --samples, --n-train or --steps"))
 
 
 if __name__ == "__main__":

@@ -59,10 +59,36 @@ def _two_sided_normal(z):
     return 2.0 * stats.norm.sf(np.abs(z))
 
 
-def mean_test(w: np.ndarray) -> StatResult:
-    """Mean test: ``n |mean(w)|^2 ~ chi2(r)`` exactly under H0."""
-    n, r = w.shape
-    statistic = float(n * np.sum(w.mean(axis=0) ** 2))
+class Whitened(NamedTuple):
+    """What the stochastic tests read of whitened samples ``w`` (n, r): counts and power sums, mergeable by addition."""
+
+    n: int
+    s1: np.ndarray       # sum_i w_i
+    scatter: np.ndarray  # sum_i (w_i - mean w)(w_i - mean w)^T
+    s3: np.ndarray       # sum_i w_i^3, per coordinate
+    s4: np.ndarray       # sum_i w_i^4, per coordinate
+    q4: float            # sum_i |w_i|^4
+
+    @classmethod
+    def of(cls, w: np.ndarray) -> "Whitened":
+        centred = w - w.mean(axis=0)
+        return cls(w.shape[0], w.sum(axis=0), centred.T @ centred, np.sum(w**3, axis=0), np.sum(w**4, axis=0),
+                   float(np.sum(np.sum(w**2, axis=1) ** 2)))
+
+    @property
+    def r(self) -> int:
+        return len(self.s1)
+
+
+def _whitened(w) -> Whitened:
+    return w if isinstance(w, Whitened) else Whitened.of(np.asarray(w, dtype=np.float64))
+
+
+def mean_test(w) -> StatResult:
+    """Mean test: ``n |mean(w)|^2 ~ chi2(r)`` exactly under H0 (``w`` samples or their ``Whitened`` sums)."""
+    m = _whitened(w)
+    n, r = m.n, m.r
+    statistic = float(np.sum(m.s1**2) / n)
     return StatResult(statistic, float(stats.chi2.sf(statistic, r)),
                       f"n|mean w|^2 ~ chi2({r}), mean {r}", f"{statistic:.4g}")
 
@@ -76,14 +102,14 @@ def bartlett_factor(n: int, r: int) -> float:
     return 1.0 - (2 * r * r + 3 * r - 1) / (6.0 * (n - 1) * (r + 1))
 
 
-def covariance_lrt_test(w: np.ndarray, *, bartlett: bool = True) -> StatResult:
+def covariance_lrt_test(w, *, bartlett: bool = True) -> StatResult:
     """Modified LRT of Cov(w) = I, mean estimated: ``rho (n-1) sum(l - 1 - ln l) ~ chi2(r(r+1)/2)``.
 
     ``l`` are the eigenvalues of the unbiased sample covariance S = A / (n - 1) of ``w``.
     """
-    n, r = w.shape
-    centred = w - w.mean(axis=0)
-    ell = np.linalg.eigvalsh(centred.T @ centred / (n - 1))
+    m = _whitened(w)
+    n, r = m.n, m.r
+    ell = np.linalg.eigvalsh(m.scatter / (n - 1))
     if np.min(ell) <= 0.0:  # collapsed sample covariance: infinitely far from I
         statistic = math.inf
     else:
@@ -96,22 +122,24 @@ def covariance_lrt_test(w: np.ndarray, *, bartlett: bool = True) -> StatResult:
                       f"{statistic:.4g}")
 
 
-def covariance_trace_test(w: np.ndarray) -> StatResult:
+def covariance_trace_test(w) -> StatResult:
     """Scale test: ``sum_i |w_i - mean(w)|^2 ~ chi2((n-1) r)`` exactly; two-sided p-value."""
-    n, r = w.shape
-    statistic = float(np.sum((w - w.mean(axis=0)) ** 2))
+    m = _whitened(w)
+    n, r = m.n, m.r
+    statistic = float(np.trace(m.scatter))
     df = (n - 1) * r
     return StatResult(statistic, _two_sided_chi2(statistic, df), "trace ratio 1",
                       f"trace ratio {statistic / df:.5g}")
 
 
-def eigen_variance_test(w: np.ndarray) -> StatResult:
+def eigen_variance_test(w) -> StatResult:
     """Per eigen-direction j: ``(n-1) var(w_j) ~ chi2(n-1)``; two-sided, Bonferroni ``min(1, r min p_j)``.
 
     The statistic is the worst ``|var(w_j) - 1|`` (variance ratio to the predicted eigenvalue).
     """
-    n, r = w.shape
-    sums = np.sum((w - w.mean(axis=0)) ** 2, axis=0)
+    m = _whitened(w)
+    n, r = m.n, m.r
+    sums = np.diag(m.scatter)
     p_values = 2.0 * np.minimum(stats.chi2.cdf(sums, n - 1), stats.chi2.sf(sums, n - 1))
     ratios = sums / (n - 1)
     worst = int(np.argmax(np.abs(ratios - 1.0)))
@@ -140,37 +168,39 @@ def _symmetric_edgeworth_p(z, excess_kurtosis: float):
     return np.clip(2.0 * tail, 0.0, 1.0)
 
 
-def mardia_kurtosis_test(w: np.ndarray) -> StatResult:
+def mardia_kurtosis_test(w) -> StatResult:
     """Mardia kurtosis with known parameters: ``b = mean(|w|^4)``, ``E b = r(r+2)``, two-sided lognormal z.
 
     ``|w|^2 ~ chi2(r)``, so ``Var(|w|^4) = r(r+2)(r+4)(r+6) - (r(r+2))^2``; z from ``_lognormal_z``
     (the plain ``(b - E) / sqrt(Var / n)`` is also reported). The statistic is z. With known
     parameters it also reacts to a scale error (b grows as scale^2): read it with the covariance tests.
     """
-    n, r = w.shape
+    m = _whitened(w)
+    n, r = m.n, m.r
     expected = r * (r + 2.0)
     variance = expected * (r + 4.0) * (r + 6.0) - expected**2
-    b = float(np.mean(np.sum(w**2, axis=1) ** 2))
+    b = m.q4 / n
     z = float(_lognormal_z(b, expected, variance, n))
     plain = (b - expected) / math.sqrt(variance / n)
     return StatResult(z, float(_two_sided_normal(z)), f"mean |w|^4 = {expected:g}",
                       f"{b:.5g} (z = {z:.3g}, plain z = {plain:.3g})")
 
 
-def marginal_moment_test(w: np.ndarray) -> StatResult:
+def marginal_moment_test(w) -> StatResult:
     """Marginal skewness/kurtosis, known parameters: ``mean(w_j^3)`` (var 15/n), ``mean(w_j^4)`` (mean 3, var 96/n).
 
     Skewness: z = mean(w^3) / sqrt(15/n), Edgeworth p (excess kurtosis of w^3 is 9720/225 = 43.2, /n);
     kurtosis: ``_lognormal_z``. Bonferroni over the 2r p-values; the statistic is the worst |z|.
     """
-    n, r = w.shape
-    skew_z = np.mean(w**3, axis=0) / math.sqrt(15.0 / n)
-    fourth = np.mean(w**4, axis=0)
+    m = _whitened(w)
+    n, r = m.n, m.r
+    skew_z = m.s3 / n / math.sqrt(15.0 / n)
+    fourth = m.s4 / n
     z = np.concatenate([skew_z, _lognormal_z(fourth, 3.0, 96.0, n)])
     p_values = np.concatenate([_symmetric_edgeworth_p(skew_z, 43.2 / n), _two_sided_normal(z[r:])])
     worst = int(np.argmin(p_values))
     j = worst % r
-    value = f"skewness {np.mean(w[:, j] ** 3):.3g}" if worst < r else f"excess kurtosis {fourth[j] - 3.0:.3g}"
+    value = f"skewness {m.s3[j] / n:.3g}" if worst < r else f"excess kurtosis {fourth[j] - 3.0:.3g}"
     return StatResult(float(abs(z[worst])), float(min(1.0, 2 * r * p_values[worst])),
                       "skewness 0, excess kurtosis 0", f"worst: {value} (direction {j}, z = {z[worst]:.3g})")
 
@@ -211,18 +241,71 @@ def _level(value, name: str) -> float:
     return number
 
 
-def _null_check(null_coords: np.ndarray, mean: np.ndarray, cov: np.ndarray, null_atol) -> Check:
+class SampleMoments(NamedTuple):
+    """Sufficient statistics of samples ``x`` (n, d) against a known law N(m, C): everything ``gaussian_checks``
+    and ``effect_sizes`` read. ``sums()``/``from_sums`` pack them into raw sums that merge exactly by addition
+    (``null_deviation`` by maximum), e.g. an ``all_reduce`` over processes that each drew a range of samples.
+    """
+
+    whitened: Whitened
+    centred_sum: np.ndarray      # sum_i (x_i - m)
+    scatter: np.ndarray          # sum_i (x_i - mean x)(x_i - mean x)^T
+    null_deviation: float        # max_i |U_null^T (x_i - m)|
+
+    @classmethod
+    def of(cls, x, mean, cov) -> "SampleMoments":
+        x, mean, cov = _validated(x, mean, cov)
+        w, null_coords = whiten(x, mean, cov)
+        centred = x - x.mean(axis=0)
+        deviation = float(np.max(np.linalg.norm(null_coords, axis=1))) if null_coords.shape[1] else 0.0
+        return cls(Whitened.of(w), np.sum(x - mean, axis=0), centred.T @ centred, deviation)
+
+    @property
+    def n(self) -> int:
+        return self.whitened.n
+
+    def sample_mean(self, mean) -> np.ndarray:
+        return mean + self.centred_sum / self.n
+
+    def sample_cov(self) -> np.ndarray:
+        """Unbiased sample covariance."""
+        return self.scatter / (self.n - 1)
+
+    def sums(self) -> np.ndarray:
+        """``[n, sum w, sum w w^T, sum w^3, sum w^4, sum |w|^4, sum (x - m), sum (x - m)(x - m)^T]``, flat float64."""
+        w, n, e = self.whitened, self.n, self.centred_sum
+        return np.concatenate([[n], w.s1, (w.scatter + np.outer(w.s1, w.s1) / n).ravel(), w.s3, w.s4, [w.q4],
+                               e, (self.scatter + np.outer(e, e) / n).ravel()])
+
+    @classmethod
+    def from_sums(cls, sums: np.ndarray, r: int, d: int, null_deviation: float) -> "SampleMoments":
+        """Inverse of ``sums`` for a range of dimension ``r`` in ``R^d`` (recentres the outer products)."""
+        sizes = (1, r, r * r, r, r, 1, d, d * d)
+        n, s1, raw, s3, s4, q4, e, raw_x = np.split(np.asarray(sums, dtype=np.float64), np.cumsum(sizes)[:-1])
+        n = int(round(n[0]))
+        whitened = Whitened(n, s1, raw.reshape(r, r) - np.outer(s1, s1) / n, s3, s4, float(q4[0]))
+        return cls(whitened, e, raw_x.reshape(d, d) - np.outer(e, e) / n, float(null_deviation))
+
+
+def _null_check(deviation: float, k: int, mean: np.ndarray, cov: np.ndarray, null_atol) -> Check:
     """Deterministic check: ``max_i |U_null^T (x_i - m)| <= null_atol`` (0 when the null space is empty)."""
     if null_atol is None:
         largest = max(float(np.linalg.eigvalsh(cov)[-1]), 0.0)
         null_atol = NULL_RTOL * (math.sqrt(largest) + float(np.max(np.abs(mean))))
     elif not (math.isfinite(float(null_atol)) and float(null_atol) >= 0.0):
         raise ValueError(f"null_atol must be a finite number >= 0, got {null_atol!r}")
-    k = null_coords.shape[1]
-    deviation = float(np.max(np.linalg.norm(null_coords, axis=1))) if k else 0.0
     return Check("null-space deviation", deviation, None, bool(deviation <= float(null_atol)),
                  predicted=f"0 (null space of dimension {k})", measured=f"{deviation:.3g}",
                  threshold=f"<= {float(null_atol):.3g}")
+
+
+def _moments(x, mean, cov) -> tuple[SampleMoments, np.ndarray, np.ndarray]:
+    """``(SampleMoments, mean, cov)`` of samples ``x``, or of moments already summed (validated either way)."""
+    if isinstance(x, SampleMoments):
+        mean = mean_vector(mean, "mean")
+        return x, mean, covariance(cov, "cov", dim=mean.shape[0])
+    x, mean, cov = _validated(x, mean, cov)
+    return SampleMoments.of(x, mean, cov), mean, cov
 
 
 def gaussian_checks(x, mean, cov, *, alpha: float = 1e-3, null_atol: float | None = None) -> list[Check]:
@@ -233,21 +316,21 @@ def gaussian_checks(x, mean, cov, *, alpha: float = 1e-3, null_atol: float | Non
     default ``1e-6 (sqrt(largest eigenvalue) + max |mean|)`` is far above float64 round-off; float32
     samples (round-off ~6e-8 sqrt(d) times that scale) need a looser one, e.g. 1e-4 times the scale.
     Needs n >= r + 2 for the covariance LRT; the Gaussianity tests are asymptotic (calibrated from n ~ 30).
+    ``x`` may also be the ``SampleMoments`` of the samples (e.g. merged over processes).
     """
-    x, mean, cov = _validated(x, mean, cov)
     alpha = _level(alpha, "alpha")
-    w, null_coords = whiten(x, mean, cov)
-    n, r = w.shape
+    moments, mean, cov = _moments(x, mean, cov)
+    n, r = moments.n, moments.whitened.r
     if n < r + 2:
         raise ValueError(f"x must have at least r + 2 = {r + 2} samples (rows) for the covariance LRT "
                          f"in the {r}-dimensional range of cov, got {n}")
-    checks = [_null_check(null_coords, mean, cov, null_atol)]
+    checks = [_null_check(moments.null_deviation, len(mean) - r, mean, cov, null_atol)]
     if r == 0:  # cov == 0: the law is a point mass, nothing random to test
         return checks
     per_test = alpha / len(STOCHASTIC_TESTS)
     threshold = f"p >= {per_test:.3g} (alpha {alpha:g} / {len(STOCHASTIC_TESTS)}, Bonferroni)"
     for name, test in STOCHASTIC_TESTS.items():
-        result = test(w)
+        result = test(moments.whitened)
         checks.append(Check(name, float(result.statistic), float(result.p_value), bool(result.p_value >= per_test),
                             predicted=result.predicted, measured=result.measured, threshold=threshold))
     return checks
@@ -319,12 +402,10 @@ def effect_sizes(x, mean, cov) -> dict[str, float]:
     """Effect sizes of the empirical Gaussian N(mean(x), cov(x)) (unbiased cov) against N(mean, cov).
 
     Keys: ``relative_cov_error``, ``bures_wasserstein``, ``kl`` (KL(empirical || predicted), inf when
-    the samples leave the range of cov by more than round-off).
+    the samples leave the range of cov by more than round-off). ``x``: samples or their ``SampleMoments``.
     """
-    x, mean, cov = _validated(x, mean, cov)
-    sample_mean = x.mean(axis=0)
-    centred = x - sample_mean
-    sample_cov = centred.T @ centred / (x.shape[0] - 1)
+    moments, mean, cov = _moments(x, mean, cov)
+    sample_mean, sample_cov = moments.sample_mean(mean), moments.sample_cov()
     return {
         "relative_cov_error": relative_cov_error(sample_cov, cov),
         "bures_wasserstein": bures_wasserstein(sample_mean, sample_cov, mean, cov),

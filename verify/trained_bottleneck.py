@@ -65,7 +65,7 @@ def run_trained(cfg) -> dict:
     check_sampler_grid(cfg.sampler, grid)
     generator = torch.Generator().manual_seed(cfg.seed)
     denoiser = train_narrow(train, grid.sigma[grid.sigma > 0], rank=cfg.rank, iterations=cfg.iterations,
-                            generator=generator)
+                            generator=generator, progress=not cfg.quiet)
     x, codes = sample_with_codes(denoiser, cfg.sampler, grid, cfg.samples, cfg.seed)
     mean, cov = mixture.moments()
     scale = np.sqrt(np.trace(cov))
@@ -105,6 +105,11 @@ def plot(path: str, result: dict) -> None:
     ax.scatter(x[:, 0], x[:, 1], s=3, color="tab:blue", label="trained 2-64-1-64-2 samples")
     ax.plot(curve[:, 0], curve[:, 1], color="k", lw=0.8, label="last decoder image")
     ax.set_aspect("equal")
+    ax.set_xlabel("x[0]")
+    ax.set_ylabel("x[1]")
+    cfg = result["config"]
+    ax.set_title(f"verify.bottleneck --mode trained: {cfg['sampler']}, {cfg['steps']} steps, "
+                 f"{cfg['iterations']} Adam steps per level", fontsize=9)
     ax.legend(loc="best", fontsize=7, markerscale=3)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
