@@ -1,10 +1,9 @@
 """Polynomial denoisers ``D(x, sigma) -> x0_hat`` on ``(batch, d)`` tensors, evaluated in float64.
 
-* :class:`MomentPolynomialDenoiser`: the closed-form optimal 1-D degree-``k`` denoiser from the moments
-  ``m_0 .. m_2k`` (Result 9, :func:`theory.polynomial.coefficients`), any ``sigma > 0``.
-* :func:`fit_polynomial`: the same 1-D denoiser fitted from a discrete law itself (its atoms and weights),
-  the noise integrated exactly by Gauss--Hermite quadrature; moments are never formed. On the atoms'
-  moments it equals the former, the non-tautological route to moment equivalence (Result 10).
+* :func:`fit_polynomial`: the optimal 1-D degree-``k`` denoiser from its definition, least squares over a
+  discrete law (its atoms and weights) with the noise integrated exactly by Gauss--Hermite quadrature;
+  moments are never formed. :func:`gaussian_mixture_rule` turns a Gaussian mixture into such a law
+  without changing any moment the fit sees, so the mixture's optimum is fitted exactly too.
 * :func:`fit_multivariate`: the full polynomial of total degree ``<= k`` in ``d`` dimensions, the noise
   integrated by a tensor Gauss--Hermite rule (``d <= 3``) or, if ``copies`` is given, by noisy copies.
 * :func:`fit_random_features`: read-out ``A phi(x) + b`` on random features ``phi = (R u) ** k``, least
@@ -25,7 +24,6 @@ from numpy.polynomial import hermite_e
 from numerics.denoisers import check_width, level
 from numerics.noise import randn_like
 from numerics import validation
-from theory.polynomial import coefficients
 
 MAX_TENSOR_DIM = 3     # a tensor Gauss-Hermite rule has q^d nodes per atom: d <= 3 keeps it small
 WEIGHT_ATOL = 1e-8     # weights of a quadrature / empirical law sum to 1 up to round-off
@@ -131,22 +129,6 @@ class Polynomial1D(TabulatedDenoiser):
         return _horner(coef, (y - center) / scale)
 
 
-class MomentPolynomialDenoiser(Polynomial1D):
-    """The optimal degree-``k`` 1-D denoiser from ``moments = (m_0, .., m_2k)``; coefficients cached per sigma."""
-
-    def __init__(self, moments, degree: int):
-        self.degree = _degree(degree)
-        self.moments = validation.finite_array(moments, "moments", ndim=1)
-        super().__init__({})
-        self.parameters(1.0)  # refuse bad moments now, not at the first call
-
-    def parameters(self, sigma):
-        key = validation.positive(sigma, "sigma")
-        if key not in self.table:
-            self.table[key] = (0.0, 1.0, coefficients(self.moments, key, self.degree))
-        return self.table[key]
-
-
 # ----------------------------------------------------------------------------- 1-D fit from atoms
 def fit_polynomial(atoms, weights, sigmas, degree: int, *, quadrature_points=None) -> Polynomial1D:
     """Degree-``k`` least squares from the atoms, ``min sum_i w_i sum_q h_q (D(a_i + sigma t_q) - a_i)^2``.
@@ -169,6 +151,22 @@ def fit_polynomial(atoms, weights, sigmas, degree: int, *, quadrature_points=Non
     return Polynomial1D(table)
 
 
+def gaussian_mixture_rule(weights, means, stds, points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Atoms ``mu_c + s_c t_q`` and weights ``w_c h_q`` of the 1-D mixture ``sum_c w_c N(mu_c, s_c^2)``.
+
+    Each component's ``points``-point Gauss--Hermite rule integrates polynomials of degree ``<= 2 points - 1``
+    exactly, so the discrete law has the mixture's moments through that order: with ``points >= k + 1``
+    the degree-``k`` least squares of :func:`fit_polynomial` on it is the mixture's own optimum.
+    """
+    w = validation.finite_array(weights, "weights", ndim=1)
+    mu = validation.finite_array(means, "means", ndim=1)
+    s = validation.finite_array(stds, "stds", ndim=1)
+    if not (w.shape == mu.shape == s.shape) or np.any(s < 0) or np.any(w < 0) or abs(w.sum() - 1) > WEIGHT_ATOL:
+        raise ValueError("weights, means, stds must have one entry per component, stds >= 0, weights >= 0 summing to 1")
+    t, h = _gauss_hermite(validation.positive_int(points, "points"))
+    return (mu[:, None] + s[:, None] * t[None, :]).ravel(), np.outer(w, h).ravel()
+
+
 # ----------------------------------------------------------------------------- multivariate
 def monomial_exponents(dim: int, degree: int) -> list[tuple[int, ...]]:
     """All monomials of total degree ``<= degree`` as tuples of coordinate indices (repeats = powers)."""
@@ -177,8 +175,11 @@ def monomial_exponents(dim: int, degree: int) -> list[tuple[int, ...]]:
 
 def _monomials(u: torch.Tensor, combos) -> torch.Tensor:
     """``(N, F)`` features ``prod_{i in c} u_i`` for each index tuple ``c`` (the empty tuple gives 1)."""
-    ones = torch.ones(u.shape[0], dtype=u.dtype, device=u.device)
-    return torch.stack([u[:, list(c)].prod(dim=1) if c else ones for c in combos], dim=1)
+    cache = {(): torch.ones(u.shape[0], dtype=u.dtype, device=u.device)}
+    for c in combos:  # sorted by length: each monomial is a shorter one times one coordinate
+        if c not in cache:
+            cache[c] = cache[c[:-1]] * u[:, c[-1]]
+    return torch.stack([cache[c] for c in combos], dim=1)
 
 
 class MultivariatePolynomial(TabulatedDenoiser):
@@ -193,40 +194,94 @@ class MultivariatePolynomial(TabulatedDenoiser):
         return _monomials((y - center) / scale, self.combos) @ coef
 
 
-def _noise_rule(n, d, k, quadrature_points, copies, generator):
-    """Noise nodes ``(n or 1, Q, d)`` and weights ``(Q,)``: tensor Gauss--Hermite, or ``copies`` normal draws."""
+def symmetric_gaussian_rule(d: int, degree: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of a rule for ``N(0, I_d)`` exact for polynomials of degree ``<= degree`` (3 or 5).
+
+    Degree 3: ``+-sqrt(d) e_i``, weights ``1/(2d)``. Degree 5: ``0`` (weight ``2/(d+2)``), ``+-sqrt(d+2) e_i``
+    (``(4-d)/(2(d+2)^2)``, negative for ``d > 4``), ``sqrt((d+2)/2)(+-e_i +- e_j)`` (``1/(d+2)^2``): the weights
+    solve E[1] = 1, E[x_1^2] = 1, E[x_1^4] = 3, E[x_1^2 x_2^2] = 1; odd moments vanish by symmetry.
+    """
+    d = validation.positive_int(d, "d")
+    eye = np.eye(d)
+    if degree == 3:
+        return np.sqrt(d) * np.concatenate([eye, -eye]), np.full(2 * d, 1.0 / (2 * d))
+    if degree != 5:
+        raise ValueError(f"degree must be 3 or 5, got {degree!r}")
+    pairs = [sign_i * eye[i] + sign_j * eye[j] for i, j in itertools.combinations(range(d), 2)
+             for sign_i in (1, -1) for sign_j in (1, -1)]
+    nodes = np.concatenate([np.zeros((1, d)), np.sqrt(d + 2.0) * np.concatenate([eye, -eye])]
+                           + ([np.sqrt((d + 2) / 2) * np.array(pairs)] if pairs else []))
+    weights = np.concatenate([[2 / (d + 2)], np.full(2 * d, (4 - d) / (2 * (d + 2) ** 2)),
+                              np.full(len(pairs), 1 / (d + 2) ** 2)])
+    return nodes, weights
+
+
+def _noise_rule(n, d, k, quadrature_points, copies, generator, noise_nodes=None, noise_weights=None):
+    """Noise nodes ``(n or 1, Q, d)`` and weights ``(Q,)``: tensor Gauss--Hermite (``d <= 3``), the symmetric
+    rule of degree ``2k + 1`` (``d > 3``, ``k <= 2``), ``copies`` normal draws per atom, or ``noise_nodes``
+    (``(Q, d)``, equal weights) shared by every atom."""
+    if noise_nodes is not None:
+        nodes = validation.finite_array(noise_nodes, "noise_nodes", ndim=2)
+        if nodes.shape[1] != d or nodes.shape[0] == 0:
+            raise ValueError(f"noise_nodes must have shape (Q, {d}) with Q >= 1, got {nodes.shape}")
+        if noise_weights is None:
+            return nodes[None], np.full(nodes.shape[0], 1.0 / nodes.shape[0])
+        h = validation.finite_array(noise_weights, "noise_weights", ndim=1)
+        if h.shape[0] != nodes.shape[0] or abs(h.sum() - 1.0) > WEIGHT_ATOL:
+            raise ValueError(f"noise_weights must have one entry per node ({nodes.shape[0]}) and sum to 1")
+        return nodes[None], h
     if copies is not None:
         copies = validation.positive_int(copies, "copies")
         noise = randn_like(torch.empty(n, copies, d, dtype=torch.float64), generator).numpy()
         return noise, np.full(copies, 1.0 / copies)
+    if d > MAX_TENSOR_DIM and k <= 2:
+        nodes, weights = symmetric_gaussian_rule(d, 3 if k <= 1 else 5)
+        return nodes[None], weights
     if d > MAX_TENSOR_DIM:
-        raise ValueError(f"atoms have dimension {d} > {MAX_TENSOR_DIM}: the tensor Gauss-Hermite rule is too "
-                         "large; pass copies (and a generator) to integrate the noise by noisy copies")
+        raise ValueError(f"atoms have dimension {d} > {MAX_TENSOR_DIM} with degree {k} > 2: no exact noise rule "
+                         "here; pass copies (and a generator) or noise_nodes to integrate the noise")
     t, h = _gauss_hermite(_quadrature_points(quadrature_points, k))
     nodes = np.array(list(itertools.product(t, repeat=d)))
     return nodes[None], np.prod(np.array(list(itertools.product(h, repeat=d))), axis=1)
 
 
-def fit_multivariate(atoms, weights, sigmas, degree: int, *, quadrature_points=None, copies=None,
-                     generator=None) -> MultivariatePolynomial:
-    """Least squares over all monomials of total degree ``<= k`` of ``u = (y - mean) / std(y)`` per coordinate.
-
-    The noise is integrated exactly by a tensor Gauss--Hermite rule for ``d <= 3`` (``q^d`` nodes,
-    ``q = 2k + 2`` by default); with ``copies`` it uses that many standard-normal draws per atom instead.
-    """
-    a, w = _law(atoms, weights)
-    k, levels = _degree(degree), _levels(sigmas)
+def _fit_table(features, a, w, levels, noise, h) -> dict:
+    """Per sigma: ``(center, scale, coef)`` minimizing ``sum_i w_i sum_q h_q |features(u_iq) coef - a_i|^2``,
+    ``u = (a_i + sigma noise_q - center) / scale`` with the mean and ``sqrt(var + sigma^2)`` of the law."""
     n, d = a.shape
-    noise, h = _noise_rule(n, d, k, quadrature_points, copies, generator)
-    combos, root = monomial_exponents(d, k), np.sqrt(np.outer(w, h)).ravel()
-    target = np.repeat(a, h.shape[0], axis=0)
-    table = {}
+    weights, target, table = np.outer(w, h).ravel(), np.repeat(a, h.shape[0], axis=0), {}
     for sigma in levels:
         center, scale = _scaling(a, w, sigma)
         u = ((a[:, None, :] + sigma * noise).reshape(-1, d) - center) / scale
-        coef = _lstsq(_monomials(torch.from_numpy(u), combos).numpy(), target, root)
-        table[sigma] = (center, scale, coef)
-    return MultivariatePolynomial(table, d, k)
+        table[sigma] = (center, scale, _normal_solve(features(torch.from_numpy(u)).numpy(), target, weights))
+    return table
+
+
+def _normal_solve(design: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted least squares by its normal equations ``(F^T W F) c = F^T W t``, diagonally equilibrated and
+    solved by ``lstsq`` (minimum norm if singular): F has few columns and many rows, so this is the fast way."""
+    weighted = design * weights[:, None]
+    gram, rhs = weighted.T @ design, weighted.T @ target
+    scale = 1.0 / np.sqrt(np.maximum(np.diag(gram), np.finfo(float).tiny))
+    return scale[:, None] * np.linalg.lstsq(gram * np.outer(scale, scale), scale[:, None] * rhs, rcond=None)[0]
+
+
+def fit_multivariate(atoms, weights, sigmas, degree: int, *, quadrature_points=None, copies=None,
+                     generator=None, noise_nodes=None, noise_weights=None) -> MultivariatePolynomial:
+    """Least squares over all monomials of total degree ``<= k`` of ``u = (y - mean) / std(y)`` per coordinate.
+
+    The noise is integrated exactly by a tensor Gauss--Hermite rule for ``d <= 3`` (``q^d`` nodes,
+    ``q = 2k + 2`` by default); with ``copies`` it uses that many standard-normal draws per atom instead;
+    with ``noise_nodes`` one fixed set of nodes for every atom (the fit is then the exact optimum for that
+    empirical noise law, and still sees the atoms only through their mixed moments of order ``<= 2k``).
+    """
+    a, w = _law(atoms, weights)
+    k, levels = _degree(degree), _levels(sigmas)
+    noise, h = _noise_rule(a.shape[0], a.shape[1], k, quadrature_points, copies, generator, noise_nodes,
+                           noise_weights)
+    combos = monomial_exponents(a.shape[1], k)
+    return MultivariatePolynomial(_fit_table(lambda u: _monomials(u, combos), a, w, levels, noise, h),
+                                  a.shape[1], k)
 
 
 # ----------------------------------------------------------------------------- random features
@@ -244,8 +299,12 @@ class RandomFeatureDenoiser(TabulatedDenoiser):
 
     def features(self, y: torch.Tensor, center, scale) -> torch.Tensor:
         u = (y - torch.as_tensor(center, device=y.device)) / torch.as_tensor(scale, device=y.device)
-        z = u @ torch.as_tensor(self.R, device=y.device).T
-        ones = torch.ones(y.shape[0], 1, dtype=y.dtype, device=y.device)
+        return self.powers_of(u)
+
+    def powers_of(self, u: torch.Tensor) -> torch.Tensor:
+        """``[(R u)^j for j in powers, 1]`` of the normalized input ``u``."""
+        z = u @ torch.as_tensor(self.R, device=u.device).T
+        ones = torch.ones(u.shape[0], 1, dtype=u.dtype, device=u.device)
         return torch.cat([z**j for j in self.powers] + [ones], dim=1)
 
     def _apply(self, y, params):
@@ -266,7 +325,7 @@ def fit_random_features(train, sigmas, degree: int, m: int, copies: int, generat
     k, levels = _degree(degree), _levels(sigmas)
     m, copies = validation.positive_int(m, "m"), validation.positive_int(copies, "copies")
     n, d = train.shape
-    R = randn_like(torch.empty(m, d, dtype=torch.float64), generator).numpy() / math.sqrt(d)
+    R = random_projection(m, d, generator)
     x0 = torch.as_tensor(train).repeat(copies, 1)
     uniform = np.full(n, 1.0 / n)
     denoiser = RandomFeatureDenoiser({}, R, k, all_powers)
@@ -275,4 +334,26 @@ def fit_random_features(train, sigmas, degree: int, m: int, copies: int, generat
         y = x0 + sigma * randn_like(x0, generator)
         design = denoiser.features(y, center, scale).numpy()
         denoiser.table[sigma] = (center, scale, np.linalg.lstsq(design, x0.numpy(), rcond=None)[0])
+    return denoiser
+
+
+def random_projection(m: int, d: int, generator=None) -> np.ndarray:
+    """``R ~ N(0, 1/d)``, ``m x d``, from ``generator``."""
+    m, d = validation.positive_int(m, "m"), validation.positive_int(d, "d")
+    return randn_like(torch.empty(m, d, dtype=torch.float64), generator).numpy() / math.sqrt(d)
+
+
+def fit_random_features_law(atoms, weights, sigmas, degree: int, R, noise_nodes,
+                            noise_weights=None) -> RandomFeatureDenoiser:
+    """Random-feature read-out (all powers ``1..k`` of ``R u`` and a constant) on a discrete law, the noise
+    integrated by ``noise_nodes`` (weights ``noise_weights``, default equal) shared by every atom; normalization by the law's mean and variance (moments
+    of order <= 2, so a moment-matching surrogate gets the same one)."""
+    a, w = _law(atoms, weights)
+    R = validation.finite_array(R, "R", ndim=2)
+    if R.shape[1] != a.shape[1]:
+        raise ValueError(f"R must have shape (m, {a.shape[1]}), got {R.shape}")
+    k, levels = _degree(degree), _levels(sigmas)
+    noise, h = _noise_rule(a.shape[0], a.shape[1], k, None, None, None, noise_nodes, noise_weights)
+    denoiser = RandomFeatureDenoiser({}, R, k, all_powers=True)
+    denoiser.table.update(_fit_table(denoiser.powers_of, a, w, levels, noise, h))
     return denoiser

@@ -6,6 +6,7 @@ import torch
 from numerics.noise import PhiloxNoise, draw_gaussian, gaussian_root
 from numerics.samplers import SAMPLERS
 from numerics import validation
+from numerics.progress import bar
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -16,23 +17,29 @@ def default_device() -> str:
 
 
 def sample(denoiser, sampler: str, grid, start_mean, start_cov, n: int, *, seed: int, first: int = 0,
-           batch_size: int = 4096, device: str = "cpu", dtype=torch.float64) -> torch.Tensor:
+           batch_size: int = 4096, device: str = "cpu", dtype=torch.float64, progress: bool = False) -> torch.Tensor:
     """Samples ``first, ..., first + n - 1`` of the run seeded ``seed``, from ``x_0 ~ N(start_mean, start_cov)``.
 
     Sample ``k`` depends only on ``(seed, k)``: its noise is ``PhiloxNoise`` keyed by the sample index,
-    drawn on ``device`` in ``dtype``. Returns a float64 CPU tensor of shape ``(n, d)``.
+    drawn on ``device`` in ``dtype`` (float32 or float64). Returns a float64 CPU tensor of shape ``(n, d)``.
+    ``progress``: a progress bar over samples x steps on stderr (when it is a terminal).
     """
     run = SAMPLERS[validation.choice(sampler, "sampler", SAMPLERS)]
+    grid = validation.grid(grid, "grid")
     n = validation.positive_int(n, "n")
     batch_size = validation.positive_int(batch_size, "batch_size")
+    dtype, device = validation.float_dtype(dtype, "dtype"), validation.device(device, "device")
     mean = validation.mean_vector(start_mean, "start_mean")
     cov = validation.covariance(start_cov, "start_cov", dim=len(mean))
     root, out = gaussian_root(cov), []
+    shown = bar(n * grid.steps, f"sampling {sampler}", progress)
+    step_done = lambda info: shown.update(len(info["x"]))  # noqa: E731  (a callback sees each step)
     with torch.inference_mode():
         for start in range(first, first + n, batch_size):
             generator = PhiloxNoise(seed, start, min(batch_size, first + n - start), device)
             x = draw_gaussian(mean, cov, generator.count, generator, dtype=dtype, device=device, root=root)
-            out.append(run(denoiser, x, grid, generator=generator).to("cpu", torch.float64))
+            out.append(run(denoiser, x, grid, generator=generator, callback=step_done).to("cpu", torch.float64))
+    shown.close()
     result = torch.cat(out)
     if not torch.isfinite(result).all():
         raise FloatingPointError(f"sampler {sampler!r} produced non-finite values: the denoiser's vector field "

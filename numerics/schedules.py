@@ -31,6 +31,7 @@ class Grid:
         return 1.0 if self.eta is None else float(self.eta[i])
 
     def __post_init__(self):
+        self._check_points()
         if self.eta is not None:  # a scalar is broadcast to every step
             eta = np.broadcast_to(np.asarray(self.eta, dtype=np.float64), (self.steps,)).copy()
             if not np.all((eta >= 0) & (eta <= 1)):
@@ -38,6 +39,24 @@ class Grid:
             object.__setattr__(self, "eta", eta)
         if not (np.isfinite(self.s_noise) and self.s_noise >= 0):
             raise ValueError(f"s_noise must be a finite number >= 0, got {self.s_noise!r}")
+
+    def _check_points(self) -> None:
+        """``t`` decreasing, ``sigma >= 0`` non-increasing, ``s > 0``, all finite and of one length >= 2."""
+        arrays = {"t": self.t, "sigma": self.sigma, "s": self.s}
+        arrays.update({k: v for k, v in (("sigma_dot", self.sigma_dot), ("s_dot", self.s_dot)) if v is not None})
+        for name, value in arrays.items():
+            value = np.asarray(value, dtype=np.float64)
+            if value.ndim != 1 or len(value) != len(np.asarray(self.sigma)) or len(value) < 2:
+                raise ValueError(f"grid.{name} must be a vector of the N + 1 >= 2 grid points, got shape {value.shape}")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"grid.{name} must be finite")
+            object.__setattr__(self, name, value)
+        if np.any(self.sigma < 0) or np.any(np.diff(self.sigma) > 0):
+            raise ValueError("grid.sigma must be >= 0 and non-increasing (a sampler runs from noise to data)")
+        if np.any(self.s <= 0):
+            raise ValueError("grid.s must be > 0")
+        if not (np.isfinite(self.prior_std) and self.prior_std > 0):
+            raise ValueError(f"grid.prior_std must be a finite number > 0, got {self.prior_std!r}")
 
     @property
     def steps(self) -> int:

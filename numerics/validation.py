@@ -93,3 +93,13 @@ def float_dtype(value, name: str = "dtype"):
     if value not in (torch.float32, torch.float64):
         raise TypeError(f"{name} must be torch.float32 or torch.float64, got {value!r}")
     return value
+
+
+def grid(value, name: str = "grid"):
+    """A ``numerics.schedules.Grid`` (built by a schedule's ``grid(steps)``, validated on construction)."""
+    from numerics.schedules import Grid
+
+    if not isinstance(value, Grid):
+        raise TypeError(f"{name} must be a numerics.schedules.Grid (e.g. VESchedule().grid(steps)), "
+                        f"got {type(value).__name__}")
+    return value

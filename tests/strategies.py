@@ -155,3 +155,49 @@ def matched_sample(raw: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.nda
     target_values, target_vectors = np.linalg.eigh(cov)
     root = target_vectors * np.sqrt(np.clip(target_values, 0.0, None))
     return mean + white @ root.T
+
+
+# ---------------------------------------------------------------- images (local denoisers)
+BOUNDARY_NAMES = ("zeros", "circular", "reflect")
+boundaries = st.sampled_from(BOUNDARY_NAMES)
+image_shapes = st.tuples(st.integers(1, 2), st.integers(1, 5), st.integers(1, 5))
+"""``(c, h, w)`` with ``d = c h w <= 50``: small enough for dense checks."""
+
+
+def odd_patches(shape):
+    """Odd patch sizes ``1 .. min(h, w)``."""
+    return st.sampled_from(tuple(range(1, min(shape[1:]) + 1, 2)))
+
+
+def stationary_covariance(shape, seed: int) -> np.ndarray:
+    """A random covariance on ``(c, h, w)`` images, shift-averaged over the torus: stationary, SPD."""
+    c, h, w = shape
+    d, rng = c * h * w, np.random.default_rng(seed)
+    A = rng.standard_normal((d, d))
+    cov = A @ A.T / d + 0.1 * np.eye(d)
+    index = np.arange(d).reshape(c, h, w)
+    shifts = [np.roll(index, (a, b), axis=(1, 2)).ravel() for a in range(h) for b in range(w)]
+    average = sum(cov[np.ix_(s, s)] for s in shifts) / len(shifts)
+    return 0.5 * (average + average.T)
+
+
+@st.composite
+def image_targets(draw, stationary: bool | None = None):
+    """``(shape, mean, cov)``: a random image shape and moments, stationary or not (both when None)."""
+    shape = draw(image_shapes)
+    d, seed = int(np.prod(shape)), draw(seeds)
+    rng = np.random.default_rng([seed, 1])
+    kind = draw(st.booleans()) if stationary is None else stationary
+    if kind:
+        mean = np.repeat(rng.standard_normal(shape[0]), shape[1] * shape[2])
+        return shape, mean, stationary_covariance(shape, seed)
+    A = rng.standard_normal((d, d)) * 10.0 ** rng.uniform(-1, 1, d)
+    return shape, rng.standard_normal(d), A @ A.T / d + 1e-3 * np.eye(d)
+
+
+@st.composite
+def image_training_sets(draw, max_n: int = 5):
+    """``(shape, train)``: a few small random training images (values of order 1)."""
+    shape = draw(image_shapes)
+    rng = np.random.default_rng(draw(seeds))
+    return shape, rng.standard_normal((draw(st.integers(1, max_n)), int(np.prod(shape))))

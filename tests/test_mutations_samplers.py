@@ -79,10 +79,7 @@ ROWS = [
 ]
 
 
-def clear_caches():
-    steps.step_map.cache_clear()
-    theory.finite_step._compiled.cache_clear()
-    theory.multistep._compiled.cache_clear()
+from mutations import clear_caches  # every functools cache in theory (step maps, compiled and fused steps)
 
 
 @pytest.fixture

@@ -4,11 +4,12 @@ import pytest
 import torch
 
 from numerics.denoisers import WienerDenoiser
-from numerics.polynomial import (MomentPolynomialDenoiser, fit_multivariate, fit_polynomial,
-                                 fit_random_features)
+from numerics.polynomial import (fit_multivariate, fit_polynomial, fit_random_features,
+                                 gaussian_mixture_rule)
 from numerics.samplers import sample_euler, sample_heun
 from numerics.schedules import VESchedule
 from theory.polynomial import empirical_moments, gauss_quadrature
+from verify.polynomial_checks import TheoryPolynomialDenoiser as MomentPolynomialDenoiser  # Result 9 as a denoiser
 
 GRID = VESchedule().grid(18)           # Karras VE grid, sigma 80 .. 0.002, then 0
 SIGMAS = [0.002, 0.05, 0.7, 3.0, 80.0]
@@ -135,7 +136,20 @@ def test_multivariate_degree_two_beats_affine_and_noisy_copies_approach_the_exac
     # 60000 draws: Monte Carlo error of the fitted map ~1/sqrt(60000) relative; 2% on the loss is ample
     assert abs(loss["copies"] - loss["exact"]) < 0.02 * loss["exact"]
     with pytest.raises(ValueError, match="copies"):
-        fit_multivariate(np.zeros((5, 4)) + np.arange(5)[:, None], None, [sigma], 1)
+        fit_multivariate(np.zeros((5, 4)) + np.arange(5)[:, None], None, [sigma], 3)  # d > 3, k > 2: no rule
+
+
+@pytest.mark.parametrize("d,k", [(5, 1), (8, 2)])
+def test_symmetric_rule_fit_in_d_above_3_is_the_exact_optimum(d, k):
+    from numerics.polynomial import symmetric_gaussian_rule
+    atoms = np.random.default_rng(d).standard_normal((40, d)) ** 3  # non-Gaussian
+    exact = fit_multivariate(atoms, None, [0.7], k)                 # the symmetric rule of degree 2k + 1
+    copies = fit_multivariate(atoms, None, [0.7], k, copies=4000, generator=torch.Generator().manual_seed(1))
+    y = torch.as_tensor(atoms[:10] + 0.7 * np.random.default_rng(0).standard_normal((10, d)))
+    # 4000 copies per atom: Monte-Carlo error of the fitted map ~ 1/sqrt(160000 / features) relative
+    assert float((exact(y, 0.7) - copies(y, 0.7)).abs().max()) < 0.1 * float(exact(y, 0.7).abs().max())
+    nodes, w = symmetric_gaussian_rule(d, 2 * k + 1)
+    np.testing.assert_allclose(w @ nodes**4, 3.0, atol=1e-12) if k == 2 else None  # E[n_i^4] = 3, float64
 
 
 def test_random_features_reduce_the_loss_and_are_deterministic():
@@ -153,8 +167,7 @@ def test_random_features_reduce_the_loss_and_are_deterministic():
 def test_float32_in_float32_out():
     atoms, w = _laws()["uniform"]
     y = _probe(0.7).to(torch.float32)
-    for D in (fit_polynomial(atoms, w, [0.7], 3), MomentPolynomialDenoiser(empirical_moments(atoms, w, 6), 3),
-              fit_multivariate(atoms[:, None], w, [0.7], 2),
+    for D in (fit_polynomial(atoms, w, [0.7], 3), fit_multivariate(atoms[:, None], w, [0.7], 2),
               fit_random_features(atoms[:, None], [0.7], 2, 8, 4, torch.Generator().manual_seed(0))):
         out = D(y, 0.7)
         assert out.dtype == torch.float32
@@ -181,3 +194,32 @@ def test_float32_in_float32_out():
 def test_bad_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_numerics_polynomial_imports_nothing_from_theory():
+    import ast
+    import pathlib
+
+    import numerics.polynomial as module
+    tree = ast.parse(pathlib.Path(module.__file__).read_text())
+    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert not [n for n in names if n == "theory" or n.startswith("theory.")]
+
+
+@pytest.mark.parametrize("degree", [1, 2, 4])
+def test_mixture_rule_fit_is_the_mixture_optimum(degree):
+    from tests.test_polynomial_theory import mixture_moments
+    atoms, w = gaussian_mixture_rule([0.3, 0.7], [-1.0, 1.5], [0.5, np.sqrt(0.5)], degree + 1)
+    fitted = fit_polynomial(atoms, w, SIGMAS, degree)
+    closed = MomentPolynomialDenoiser(mixture_moments(0.3, -1.0, 0.25, 1.5, 0.5), degree)
+    for sigma in SIGMAS:
+        y = _probe(sigma)
+        assert _max_rel(fitted(y, sigma), closed(y, sigma)) < EXACT_RTOL
+
+
+@pytest.mark.parametrize("args", [([0.5, 0.4], [0.0, 1.0], [1.0, 1.0]), ([1.0], [0.0], [-1.0]),
+                                  ([0.5, 0.5], [0.0], [1.0, 1.0])])
+def test_mixture_rule_rejects_bad_components(args):
+    with pytest.raises(ValueError, match="weights, means, stds"):
+        gaussian_mixture_rule(*args, 3)

@@ -6,7 +6,7 @@ import pytest
 import sympy as sp
 import torch
 
-from numerics.polynomial import MomentPolynomialDenoiser
+from verify.polynomial_checks import TheoryPolynomialDenoiser as MomentPolynomialDenoiser
 from numerics.samplers import sample_ddim, sample_euler, sample_heun
 from numerics.schedules import VESchedule, VPSchedule
 from tests.test_polynomial_theory import mixture_moments

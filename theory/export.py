@@ -10,7 +10,11 @@
  'Fixed linear encoder, unrestricted decoder', 'Memorizing (unrestricted) denoiser of a training set',
  'Optimal polynomial denoiser of degree 3', 'Moment equivalence of polynomial denoisers',
  'Small-noise expansion of the degree-2 polynomial denoiser', 'Exact 1-D law of the polynomial-denoiser flow',
- 'Finite-step sampler output with a polynomial denoiser']
+ 'Finite-step sampler output with a polynomial denoiser', 'Optimal patch-linear denoiser',
+ 'Circular translation-equivariant linear denoiser', 'Patch-memorizing machines (LS and ELS)',
+ 'Equivariant patch polynomial denoiser',
+ 'Multivariate moment equivalence of polynomial denoisers',
+ 'Exact generated density of the polynomial-denoiser flow in d dimensions']
 >>> slug("Continuous-time law of the linear denoiser")
 'continuous-time-law-of-the-linear-denoiser'
 """
@@ -30,14 +34,21 @@ from theory.memorization import EmpiricalDenoiser
 from theory.multistep import MultistepLaw
 from theory.polynomial import MomentEquivalence, OptimalPolynomialDenoiser, SmallNoiseExpansion
 from theory.polynomial_law import PolynomialFlowLaw
+from theory.polynomial_flow_nd import MultivariateFlowDensity
+from theory.polynomial_nd import MultivariateMomentEquivalence
 from theory.polynomial_steps import FiniteStepPolynomialLaw
 from theory.linear import ContinuousFlowLaw, OptimalAffineDenoiser, TrainingSetLaw
+from theory.local import OptimalPatchDenoiser
+from theory.local_fourier import EquivariantWienerLaw
+from theory.local_mosaic import PatchMemorizingMachines
+from theory.local_polynomial import PatchPolynomialDenoiser
 from theory.result import Result
 
 RESULT_CLASSES = (OptimalAffineDenoiser, ContinuousFlowLaw, FiniteStepLaw, MultistepLaw, TrainingSetLaw,
                   RankRestrictedDenoiser, RankLaw, FixedEncoderLaw, EmpiricalDenoiser,
                   OptimalPolynomialDenoiser, MomentEquivalence, SmallNoiseExpansion, PolynomialFlowLaw,
-                  FiniteStepPolynomialLaw)
+                  FiniteStepPolynomialLaw, OptimalPatchDenoiser, EquivariantWienerLaw, PatchMemorizingMachines,
+                  PatchPolynomialDenoiser, MultivariateMomentEquivalence, MultivariateFlowDensity)
 DOCUMENT = "results.tex"
 TITLE = "Laws of the samples of diffusion samplers with restricted denoisers"
 PREAMBLE = ("\\documentclass{article}", "\\usepackage{amsmath}", "\\usepackage{amssymb}", "\\usepackage{graphicx}",

@@ -19,6 +19,7 @@ import sympy as sp
 from theory.result import Result
 from theory.steps import CONTINUOUS_TIME, GRID_SYMBOLS, MULTISTEP_UPDATES, UPDATES, VARIANCE_PRESERVING, step_map
 from theory.symbols import b, b_next
+from numerics import validation
 from numerics.validation import choice
 
 
@@ -219,6 +220,7 @@ def step_affine(coefficients: dict, G, b, G_next, b_next, algebra):
 
 def check_sampler_grid(sampler: str, grid) -> str:
     """The theory's assumptions on the pair: Euler–Maruyama needs derivatives, the VP integrator VP."""
+    grid = validation.grid(grid, "grid")
     if sampler in MULTISTEP_UPDATES:
         raise ValueError(f"sampler {sampler!r} is multistep; its law is theory.multistep.multistep_law "
                          "(verify.linear checks it with --diffusers DPMSolverMultistepScheduler)")

@@ -71,6 +71,7 @@ def spectral_law(sampler, grid, eigenvalues, mean, start=prior_start, start_eige
     uses ``start_eigenvalues`` (default: the same). The result's ``cov`` holds the variances along
     the same eigenvectors. O(d) per step: no ``d x d`` matrix is formed.
     """
+    grid = validation.grid(grid, "grid")
     eigenvalues, mean = _spectrum(eigenvalues, mean)
     start_eigenvalues = eigenvalues if start_eigenvalues is None else _spectrum(start_eigenvalues, mean)[0]
 
@@ -83,6 +84,7 @@ def spectral_law(sampler, grid, eigenvalues, mean, start=prior_start, start_eige
 
 def spectral_continuous_law(sampler, grid, eigenvalues, mean, start=prior_start, start_eigenvalues=None) -> GaussianLaw:
     """The law the sampler discretizes, per eigen-direction: exact PF-ODE (euler, heun, ddim) or reverse SDE."""
+    grid = validation.grid(grid, "grid")
     validation.choice(sampler, "sampler", UPDATES)
     eigenvalues, mean = _spectrum(eigenvalues, mean)
     start_eigenvalues = eigenvalues if start_eigenvalues is None else _spectrum(start_eigenvalues, mean)[0]

@@ -72,7 +72,7 @@ def monte_carlo(denoiser, cfg, grid, start: GaussianLaw, predicted: GaussianLaw,
         x = distributed.merged_moments(denoiser, cfg, grid, start, predicted.mean, C)
     else:
         x = sample(denoiser, cfg.sampler, grid, start.mean, start.covariance(), cfg.samples, seed=cfg.seed,
-                   device=cfg.device, dtype=DTYPES[cfg.dtype]).numpy()
+                   device=cfg.device, dtype=DTYPES[cfg.dtype], progress=not cfg.quiet).numpy()
     null_atol = (1e-6 if cfg.dtype == "float64" else 1e-2) * np.sqrt(max(np.abs(C).max(), 1e-300))
     alpha = cfg.alpha if alpha is None else alpha
     return stats.gaussian_checks(x, predicted.mean, C, alpha=alpha, null_atol=null_atol), x

@@ -130,11 +130,11 @@ def evaluate(cfg, grid, train, name, denoiser, law, copies, mean, cov):
     swap = cfg.negative_control == "swap-predictions"
     if copies is None:  # no closed-form prediction: sample and measure
         x = sample(denoiser, cfg.sampler, grid, *start_law, cfg.samples, seed=cfg.seed, device=cfg.device,
-                   dtype=DTYPES[cfg.dtype]).numpy()
+                   dtype=DTYPES[cfg.dtype], progress=not cfg.quiet).numpy()
         return [], x
     if copies != swap:  # claim: it memorizes
         x = sample(denoiser, cfg.sampler, grid, *start_law, cfg.samples, seed=cfg.seed, device=cfg.device,
-                   dtype=DTYPES[cfg.dtype]).numpy()
+                   dtype=DTYPES[cfg.dtype], progress=not cfg.quiet).numpy()
         checks = [copies_check(x, train)]
         return checks + ([formula_run_check(cfg, grid, train, x, start_law)] if copies else []), x
     if law is None:  # claim: the memorizing denoiser is the linear one
