@@ -86,11 +86,25 @@ def _fit(body: str, w: float) -> str:
     return f"\\scalebox{{{max(MIN_SCALE, LINE / w):.2f}}}{{$\\displaystyle {body}$}}"
 
 
+def _aligned(equation) -> list[str]:
+    """Rows ``lhs &= ...`` / ``&\\quad ...`` of one scalar equation, broken between terms (the shorter side
+    first, so that the long one is the one broken)."""
+    if width(equation.lhs) > width(equation.rhs):
+        equation = sp.Eq(equation.rhs, equation.lhs, evaluate=False)
+    rows = _rows(equation)
+    lines = [f"{tex(equation.lhs)} &= {_fit(rows[0][0], rows[0][1])}"]
+    return lines + [f"&\\quad {_fit(body, w)}" for body, w in rows[1:]]
+
+
 def display(formula) -> list[str]:
-    """LaTeX lines displaying ``formula``: one numbered ``equation``, its lines ``aligned`` when broken."""
-    if width(formula) <= LINE or not isinstance(formula, sp.Eq):
+    """LaTeX lines displaying ``formula``: one numbered ``equation``, its lines ``aligned`` when broken.
+
+    A matrix equation (``M c = v`` multiplied out) is shown one row per line: the per-coefficient equations.
+    """
+    matrix = isinstance(formula, sp.Eq) and isinstance(formula.lhs, sp.MatrixBase) \
+        and isinstance(formula.rhs, sp.MatrixBase) and formula.lhs.shape == formula.rhs.shape
+    if not matrix and (width(formula) <= LINE or not isinstance(formula, sp.Eq)):
         return ["\\begin{equation}", _fit(tex(formula), width(formula)), "\\end{equation}"]
-    rows = _rows(formula)
-    lines = [f"{tex(formula.lhs)} &= {_fit(rows[0][0], rows[0][1])}"]
-    lines += [f"&\\quad {_fit(body, w)}" for body, w in rows[1:]]
+    equations = ([sp.Eq(l, r, evaluate=False) for l, r in zip(formula.lhs, formula.rhs)] if matrix else [formula])
+    lines = [line for equation in equations for line in _aligned(equation)]
     return ["\\begin{equation}", "\\begin{aligned}", " \\\\\n".join(lines), "\\end{aligned}", "\\end{equation}"]
