@@ -65,3 +65,20 @@ def run_cli(cli: str, argv, capsys) -> tuple[int, str]:
 def failed_checks(output: str) -> list[str]:
     """The lines of a report that mark a failed check (table rows ending in FAIL, or 'failed ...' lines)."""
     return [line for line in output.splitlines() if line.rstrip().endswith("FAIL") or ": failed " in line]
+
+
+def assert_caught(mutation: Mutation, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Plant ``mutation``, run its CLI: it must exit 1 with the named check among the failed rows."""
+    apply(monkeypatch, mutation)
+    code, output = run_cli(mutation.cli, mutation.argv, capsys)
+    assert code == 1, f"{mutation.name}: {mutation.cli} exited {code}\n{output}"
+    assert any(mutation.fails in line for line in failed_checks(output)), \
+        f"{mutation.name}: expected '{mutation.fails}' to FAIL\n{output}"
+
+
+@pytest.fixture
+def fresh_caches():
+    """Every theory cache forgotten before and after a test (a mutant's derived maps must not leak)."""
+    clear_caches()
+    yield
+    clear_caches()

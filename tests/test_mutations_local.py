@@ -5,7 +5,7 @@ Each planted error in a theory formula must make ``python -m verify.local`` exit
 import numpy as np
 import pytest
 
-from tests.mutations import Mutation, apply, clear_caches, failed_checks, run_cli
+from mutations import Mutation, assert_caught, fresh_caches, run_cli  # noqa: F401 (fresh_caches: a fixture)
 
 LOCAL = ("--steps", "6", "--samples", "200", "--texture-size", "5", "--n-train", "10", "--mosaic-samples", "8",
          "--mosaic-steps", "4")
@@ -75,11 +75,7 @@ MUTATIONS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    clear_caches()
-    yield
-    clear_caches()
+pytestmark = pytest.mark.usefixtures("fresh_caches")
 
 
 def test_unmutated_run_passes(capsys):
@@ -89,8 +85,4 @@ def test_unmutated_run_passes(capsys):
 
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=[m.name for m in MUTATIONS])
 def test_mutant_is_caught(mutation, monkeypatch, capsys):
-    apply(monkeypatch, mutation)
-    code, output = run_cli(mutation.cli, mutation.argv, capsys)
-    assert code == 1, f"{mutation.name}: {mutation.cli} exited {code}\n{output}"
-    assert any(mutation.fails in line for line in failed_checks(output)), \
-        f"{mutation.name}: expected '{mutation.fails}' to FAIL\n{output}"
+    assert_caught(mutation, monkeypatch, capsys)
