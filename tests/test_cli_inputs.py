@@ -42,6 +42,15 @@ ROWS = [
     ("verify.bottleneck", ["--mode", "decoder", "--negative-control", "wrong-rank"], "does not apply to mode 'decoder'"),
     ("verify.bottleneck", ["--dim", "8", "--rank", "8", "--negative-control", "wrong-subspace"], "needs rank < dim"),
     ("verify.bottleneck", ["--device", "cuda"], "no CUDA device visible"),
+    ("verify.bottleneck", ["--mode", "decoder", "--n-train", "1"], "--n-train must be >= 2 in --mode decoder"),
+    ("verify.polynomial", ["--samples", "1"], "--samples must be >= 50"),
+    ("verify.polynomial", ["--degree", "0", "--negative-control", "wrong-degree"], "--degree >= 1"),
+    ("verify.polynomial", ["--steps", "1"], "--steps must be >= 32"),
+    ("verify.polynomial", ["--degree", "5"], "its law does not exist"),
+    ("verify.polynomial", ["--n-train", "3"], "--n-train must be >= degree + 2"),
+    ("verify.polynomial", ["--dim", "2", "--plot", "p.png"], "--plot draws the exact 1-D law"),
+    ("verify.linear", ["--diffusers", "DDIMScheduler", "--sampler", "heun"], "--diffusers sets the sampler"),
+    ("verify.linear", ["--sampler", "dpmpp_2m"], "is multistep"),
     ("verify.creativity", ["--n-train", "1"], "--n-train must be >= 2"),
     ("verify.creativity", ["--steps", "1"], "--steps must be >= 2"),
     ("verify.creativity", ["--rank", "9", "--dim", "8"], "--rank must be in [1, --dim = 8]"),
@@ -60,3 +69,33 @@ def test_bad_input_exits_2_with_a_message_naming_it(cli, argv, message, capsys):
     assert message in captured.err, captured.err
     assert "Traceback" not in captured.err
     assert captured.out == "", "nothing may be printed (no header, no work) before the refusal"
+
+
+# ---------------------------------------------------------------- the same rules in the Python API
+def _api_rows():
+    import numpy as np
+    import torch
+
+    from numerics.denoisers import WienerDenoiser
+    from numerics.sampling import sample
+    from numerics.schedules import Grid, VESchedule
+    from theory.linear_law import prior_start, wiener_law
+
+    grid, D = VESchedule().grid(4), WienerDenoiser(np.zeros(2), np.eye(2))
+    run = lambda **kw: sample(D, "heun", kw.pop("grid", grid), np.zeros(2), np.eye(2), 10, seed=0, **kw)  # noqa: E731
+    negative = dict(t=np.array([1.0, 0.0]), sigma=np.array([-1.0, 0.0]), s=np.ones(2), sigma_dot=None, s_dot=None,
+                    prior_std=1.0, schedule="hand-built")
+    return [
+        (lambda: run(grid=[80.0, 1.0, 0.0]), TypeError, "grid must be a numerics.schedules.Grid"),
+        (lambda: wiener_law("heun", [80.0, 0.0], np.zeros(2), np.eye(2), prior_start), TypeError, "grid must be"),
+        (lambda: Grid(**negative), ValueError, "grid.sigma must be >= 0 and non-increasing"),
+        (lambda: run(dtype=torch.float16), TypeError, "dtype must be torch.float32 or torch.float64"),
+        (lambda: run(dtype=torch.int64), TypeError, "dtype must be torch.float32 or torch.float64"),
+        (lambda: run(device="nonsense"), ValueError, "unknown device 'nonsense'"),
+    ] + ([] if torch.cuda.is_available() else [(lambda: run(device="cuda"), ValueError, "no CUDA device visible")])
+
+
+def test_the_api_refuses_bad_input_naming_the_argument():
+    for call, error, message in _api_rows():
+        with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
+            call()

@@ -58,6 +58,9 @@ class Config(SamplingConfig):
             raise ValueError("negative control 'wrong-subspace' needs rank < dim (at rank = dim every subspace is the same)")
         if self.mode == "decoder" and self.dtype != "float64":
             raise ValueError("decoder mode runs in float64 (Result 7's exact decoder): pass --dtype float64")
+        if self.mode == "decoder" and self.n_train is not None and self.n_train < 2:
+            raise ValueError(f"--n-train must be >= 2 in --mode decoder (copies are measured against the spacing "
+                             f"of the training points), got {self.n_train}")
         if self.mode == "trained" and self.rank != 1:
             raise ValueError(f"trained mode checks that samples lie on the decoder's curve: rank must be 1, got {self.rank}")
 

@@ -53,8 +53,9 @@ class Config(SamplingConfig):
     def __post_init__(self):
         """Every flag combination is refused here, before any work, naming the flag."""
         if not 0 <= self.degree <= MAX_DEGREE:
-            raise ValueError(f"--degree must be in [0, {MAX_DEGREE}], got {self.degree}: on this target degree 5's "
-                             "flow diverges for starts beyond 3.1 sigma_max (prior mass 2e-3), so its law does not exist")
+            why = (": on this target degree 5's flow diverges for starts beyond 3.1 sigma_max (prior mass 2e-3), "
+                   "so its law does not exist") if self.degree > MAX_DEGREE else ""
+            raise ValueError(f"--degree must be in [0, {MAX_DEGREE}], got {self.degree}{why}")
         if self.negative_control == "short-surrogate" and self.degree < 1:
             raise ValueError("--negative-control short-surrogate needs --degree >= 1 (it perturbs m_2k, and m_0 = 1)")
         if self.negative_control == "wrong-degree" and (self.dim != 1 or self.degree < 1):
