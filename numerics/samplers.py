@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from numerics.noise import randn_like
+from numerics.registry import SPECS, SamplerSpec, require  # noqa: F401 (require: re-exported)
 from numerics.schedules import Grid
 
 
@@ -223,43 +224,16 @@ def sample_dpmpp_2m(denoiser, x, grid: Grid, *, generator=None, callback=None, n
 
 
 @dataclass(frozen=True)
-class Sampler:
-    """What a sampler is: its function, ``ode``/``sde``, what it needs of the grid, one- or multi-step."""
+class Sampler(SamplerSpec):
+    """A registry entry (``numerics.registry.SPECS``) with its torch function ``run``."""
 
-    run: Callable
-    kind: str
-    needs: tuple = ()  # "continuous" (s_dot, sigma_dot), "variance_preserving" (s^2 (1 + sigma^2) = 1)
-    multistep: bool = False
-
-    @property
-    def schedules(self) -> tuple:
-        """The built-in schedules whose grids it accepts (user sigma arrays: VE or VP, never continuous)."""
-        ok = {"ve": ("continuous",), "vp": ("continuous", "variance_preserving"), "ddpm": ("variance_preserving",)}
-        return tuple(name for name, has in ok.items() if set(self.needs) <= set(has))
+    run: Callable | None = None
 
 
-REGISTRY = {
-    "euler": Sampler(sample_euler, "ode"),
-    "heun": Sampler(sample_heun, "ode"),
-    "ddim": Sampler(sample_ddim, "ode"),
-    "ddpm": Sampler(sample_ddpm, "sde"),
-    "euler_maruyama": Sampler(sample_euler_maruyama, "sde", ("continuous",)),
-    "exponential_vp": Sampler(sample_exponential_vp, "sde", ("variance_preserving",)),
-    "ancestral": Sampler(sample_ancestral, "sde"),
-    "ddpm_large": Sampler(sample_ddpm_large, "sde", ("variance_preserving",)),
-    "euler_t": Sampler(sample_euler_t, "ode", ("continuous",)),
-    "heun_t": Sampler(sample_heun_t, "ode", ("continuous",)),
-    "ddpm_t": Sampler(sample_ddpm_t, "sde", ("continuous", "variance_preserving")),
-    "dpmpp_2m": Sampler(sample_dpmpp_2m, "ode", (), multistep=True),
-}
+RUNS = {"euler": sample_euler, "heun": sample_heun, "ddim": sample_ddim, "ddpm": sample_ddpm,
+        "euler_maruyama": sample_euler_maruyama, "exponential_vp": sample_exponential_vp,
+        "ancestral": sample_ancestral, "ddpm_large": sample_ddpm_large, "euler_t": sample_euler_t,
+        "heun_t": sample_heun_t, "ddpm_t": sample_ddpm_t, "dpmpp_2m": sample_dpmpp_2m}
+REGISTRY = {name: Sampler(**vars(spec), run=RUNS[name]) for name, spec in SPECS.items()}
 SAMPLERS = {name: entry.run for name, entry in REGISTRY.items()}
 STOCHASTIC = frozenset(name for name, entry in REGISTRY.items() if entry.kind == "sde")
-
-
-def require(name: str, grid: Grid) -> None:
-    """Refuse a grid that lacks what sampler ``name`` needs, naming both."""
-    needs = REGISTRY[name].needs
-    if "continuous" in needs and grid.sigma_dot is None:
-        raise ValueError(f"sampler {name!r} needs a continuous-time schedule; {grid.schedule!r} is discrete")
-    if "variance_preserving" in needs and not grid.variance_preserving:
-        raise ValueError(f"sampler {name!r} needs a variance-preserving schedule (vp, ddpm), got {grid.schedule!r}")

@@ -35,3 +35,14 @@ def test_the_rule_detects_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from theory.linear import OptimalAffineDenoiser\n")
     assert "theory.linear" in imported_modules(bad)
+
+
+def test_one_sampler_registry():
+    """Every registered sampler has a step map, every step map a registry entry (numerics.registry.SPECS)."""
+    from numerics.registry import SPECS
+    from numerics.samplers import REGISTRY
+    from theory.steps import MULTISTEP_UPDATES, TITLES, UPDATES
+
+    assert set(SPECS) == set(REGISTRY) == set(UPDATES) | set(MULTISTEP_UPDATES)
+    assert {n for n, s in SPECS.items() if s.multistep} == set(MULTISTEP_UPDATES)
+    assert all(TITLES[n] for n in SPECS)

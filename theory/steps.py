@@ -16,6 +16,7 @@ from functools import cache
 
 import sympy as sp
 
+from numerics.registry import SPECS
 from numerics.validation import choice
 from theory.symbols import (G, G_next, G_prev, b, b_next, b_prev, eta, h, s, s_dot, s_dot_next, s_next, s_noise, s_prev,
                             sigma, sigma_dot, sigma_dot_next, sigma_next, sigma_prev, x, x_prev, z)
@@ -138,14 +139,10 @@ UPDATES = {"euler": _euler, "heun": _heun, "ddim": _ddim, "ddpm": _ddpm,
            "euler_maruyama": _euler_maruyama, "exponential_vp": _exponential_vp,
            "ancestral": _ancestral, "ddpm_large": _ddpm_large, "euler_t": _euler_t, "heun_t": _heun_t,
            "ddpm_t": _ddpm_t}
-TITLES = {"euler": "Euler", "heun": "Heun (EDM)", "ddim": "DDIM", "ddpm": "DDPM ancestral",
-          "euler_maruyama": "Euler--Maruyama", "exponential_vp": "exponential VP integrator",
-          "ancestral": "Euler ancestral / DDIM with $\\eta$", "ddpm_large": "DDPM, fixed-large variance",
-          "euler_t": "probability-flow Euler in $t$", "heun_t": "probability-flow Heun in $t$",
-          "ddpm_t": "DDPM in $t$ (score\\_sde)", "dpmpp_2m": "DPM-Solver++(2M)"}  # names in words for the export
+TITLES = {name: spec.title for name, spec in SPECS.items()}  # names in words for the export (one registry)
 MULTISTEP_UPDATES = {"dpmpp_2m": _dpmpp_2m}  # x_{i+1} = A x_i + B x_{i-1} + c: propagated by theory.multistep
-CONTINUOUS_TIME = frozenset({"euler_maruyama", "euler_t", "heun_t", "ddpm_t"})  # use s_dot, sigma_dot, h
-VARIANCE_PRESERVING = frozenset({"exponential_vp", "ddpm_large", "ddpm_t"})  # need s^2 (1 + sigma^2) = 1
+CONTINUOUS_TIME = frozenset(n for n, spec in SPECS.items() if "continuous" in spec.needs)  # use s_dot, sigma_dot, h
+VARIANCE_PRESERVING = frozenset(n for n, spec in SPECS.items() if "variance_preserving" in spec.needs)
 VECTORS = {"x": x, "z": z, "b": b, "b_next": b_next, "x_prev": x_prev, "b_prev": b_prev}
 
 

@@ -1,0 +1,50 @@
+"""The one registry of what a sampler is: ``ode``/``sde``, what it needs of the grid, one- or multi-step, its name
+in words. Torch-free, so that ``theory`` (its step maps and their assumptions) and ``numerics`` (the torch
+samplers, ``numerics.samplers.REGISTRY``) read the same entries."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from numerics import validation
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """``kind``: ``ode`` or ``sde``; ``needs``: ``continuous`` (``s_dot``, ``sigma_dot``) and/or
+    ``variance_preserving`` (``s^2 (1 + sigma^2) = 1``); ``multistep``: the step uses ``x_{i-1}``."""
+
+    kind: str
+    needs: tuple = ()
+    multistep: bool = False
+    title: str = ""  # the sampler in words (LaTeX), for the export
+
+    @property
+    def schedules(self) -> tuple:
+        """The built-in schedules whose grids it accepts (user sigma arrays: VE or VP, never continuous)."""
+        ok = {"ve": ("continuous",), "vp": ("continuous", "variance_preserving"), "ddpm": ("variance_preserving",)}
+        return tuple(name for name, has in ok.items() if set(self.needs) <= set(has))
+
+
+SPECS = {
+    "euler": SamplerSpec("ode", title="Euler"),
+    "heun": SamplerSpec("ode", title="Heun (EDM)"),
+    "ddim": SamplerSpec("ode", title="DDIM"),
+    "ddpm": SamplerSpec("sde", title="DDPM ancestral"),
+    "euler_maruyama": SamplerSpec("sde", ("continuous",), title="Euler--Maruyama"),
+    "exponential_vp": SamplerSpec("sde", ("variance_preserving",), title="exponential VP integrator"),
+    "ancestral": SamplerSpec("sde", title="Euler ancestral / DDIM with $\\eta$"),
+    "ddpm_large": SamplerSpec("sde", ("variance_preserving",), title="DDPM, fixed-large variance"),
+    "euler_t": SamplerSpec("ode", ("continuous",), title="probability-flow Euler in $t$"),
+    "heun_t": SamplerSpec("ode", ("continuous",), title="probability-flow Heun in $t$"),
+    "ddpm_t": SamplerSpec("sde", ("continuous", "variance_preserving"), title="DDPM in $t$ (score\\_sde)"),
+    "dpmpp_2m": SamplerSpec("ode", multistep=True, title="DPM-Solver++(2M)"),
+}
+
+
+def require(name: str, grid) -> None:
+    """Refuse a grid that lacks what sampler ``name`` needs, naming both."""
+    needs = SPECS[validation.choice(name, "sampler", SPECS)].needs
+    if "continuous" in needs and grid.sigma_dot is None:
+        raise ValueError(f"sampler {name!r} needs a continuous-time schedule; {grid.schedule!r} is discrete")
+    if "variance_preserving" in needs and not grid.variance_preserving:
+        raise ValueError(f"sampler {name!r} needs a variance-preserving schedule (vp, ddpm), got {grid.schedule!r}")
