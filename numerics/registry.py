@@ -17,6 +17,12 @@ class SamplerSpec:
     needs: tuple = ()
     multistep: bool = False
     title: str = ""  # the sampler in words (LaTeX), for the export
+    limit: str | None = "kind"  # the continuous-time flow it discretizes: "ode", "sde", None (neither); "kind": = kind
+
+    @property
+    def continuous_limit(self) -> str | None:
+        """``ode`` (probability flow), ``sde`` (reverse SDE) or None (e.g. EDM churn: an SDE of its own)."""
+        return self.kind if self.limit == "kind" else self.limit
 
     @property
     def schedules(self) -> tuple:
@@ -38,6 +44,7 @@ SPECS = {
     "heun_t": SamplerSpec("ode", ("continuous",), title="probability-flow Heun in $t$"),
     "ddpm_t": SamplerSpec("sde", ("continuous", "variance_preserving"), title="DDPM in $t$ (score\\_sde)"),
     "dpmpp_2m": SamplerSpec("ode", multistep=True, title="DPM-Solver++(2M)"),
+    "edm_churn": SamplerSpec("sde", title="EDM Algorithm 2 (stochastic Heun, $S_{\\mathrm{churn}}$)", limit=None),
 }
 
 

@@ -57,6 +57,25 @@ def sample_heun(denoiser, x, grid: Grid, *, generator=None, callback=None, noise
     return x
 
 
+def sample_edm_churn(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
+    """EDM's stochastic sampler (Karras et al. 2022, Alg. 2) on ``y = x/s``: churn ``sigma -> sigma_hat``
+    (``grid.sigma_hat``, see ``schedules.churned``) with ``S_noise``-scaled fresh noise, then Heun from ``sigma_hat``."""
+    noise = _noise(noise_sampler, generator)
+    for i in range(grid.steps):
+        sigma, sigma_hat, sigma_next = float(grid.sigma[i]), grid.sigma_hat_at(i), float(grid.sigma[i + 1])
+        y = x / float(grid.s[i])
+        y_hat = y + grid.s_noise * math.sqrt(max(sigma_hat**2 - sigma**2, 0.0)) * noise(i, y)  # churn
+        denoised = denoiser(y_hat, sigma_hat)
+        d = to_d(y_hat, sigma_hat, denoised)
+        y_next = y_hat + (sigma_next - sigma_hat) * d                   # Euler predictor
+        if sigma_next > 0:                                              # trapezoidal corrector
+            d_next = to_d(y_next, sigma_next, denoiser(y_next, sigma_next))
+            y_next = y_hat + (sigma_next - sigma_hat) * 0.5 * (d + d_next)
+        x = float(grid.s[i + 1]) * y_next
+        _report(callback, i, x, sigma, denoised)
+    return x
+
+
 def sample_ddim(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
     """DDIM with eta = 0 (Song et al. 2021a, eq. 12): re-noise the x0 estimate with the predicted epsilon."""
     for i in range(grid.steps):
@@ -233,7 +252,8 @@ class Sampler(SamplerSpec):
 RUNS = {"euler": sample_euler, "heun": sample_heun, "ddim": sample_ddim, "ddpm": sample_ddpm,
         "euler_maruyama": sample_euler_maruyama, "exponential_vp": sample_exponential_vp,
         "ancestral": sample_ancestral, "ddpm_large": sample_ddpm_large, "euler_t": sample_euler_t,
-        "heun_t": sample_heun_t, "ddpm_t": sample_ddpm_t, "dpmpp_2m": sample_dpmpp_2m}
+        "heun_t": sample_heun_t, "ddpm_t": sample_ddpm_t, "dpmpp_2m": sample_dpmpp_2m,
+        "edm_churn": sample_edm_churn}
 REGISTRY = {name: Sampler(**vars(spec), run=RUNS[name]) for name, spec in SPECS.items()}
 SAMPLERS = {name: entry.run for name, entry in REGISTRY.items()}
 STOCHASTIC = frozenset(name for name, entry in REGISTRY.items() if entry.kind == "sde")

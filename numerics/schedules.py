@@ -5,7 +5,7 @@ A :class:`Grid` holds the points ``t_0 > t_1 > ... > t_N`` a sampler visits, wit
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -26,6 +26,12 @@ class Grid:
     eta: np.ndarray | None = None  # per-step multiplier of the fresh noise (ancestral, ddpm_large); None = 1
     s_noise: float = 1.0  # k-diffusion's / EDM's S_noise: scales the ancestral step's fresh noise only
 
+    sigma_hat: np.ndarray | None = None  # EDM Alg. 2: the churned level of step i (>= sigma_i); None = no churn
+
+    def sigma_hat_at(self, i: int) -> float:
+        """The level step ``i``'s first denoiser call sees: ``sigma_hat_i`` under churn, else ``sigma_i``."""
+        return float(self.sigma[i] if self.sigma_hat is None else self.sigma_hat[i])
+
     def eta_at(self, i: int) -> float:
         """The noise multiplier of step ``i`` (1 when the grid sets none)."""
         return 1.0 if self.eta is None else float(self.eta[i])
@@ -37,6 +43,12 @@ class Grid:
             if not np.all((eta >= 0) & (eta <= 1)):
                 raise ValueError(f"eta must be in [0, 1] on every step, got {self.eta!r}")
             object.__setattr__(self, "eta", eta)
+        if self.sigma_hat is not None:
+            sigma_hat = np.asarray(self.sigma_hat, dtype=np.float64)
+            if sigma_hat.shape != (self.steps,) or not np.all(np.isfinite(sigma_hat)) \
+                    or np.any(sigma_hat < self.sigma[:-1] * (1 - 1e-15)):
+                raise ValueError("grid.sigma_hat must hold one finite level >= sigma_i per step")
+            object.__setattr__(self, "sigma_hat", sigma_hat)
         if not (np.isfinite(self.s_noise) and self.s_noise >= 0):
             raise ValueError(f"s_noise must be a finite number >= 0, got {self.s_noise!r}")
 
@@ -231,3 +243,15 @@ def sigma_grid(sigmas, *, variance_preserving: bool = False, prior_std: float | 
 
 
 SCHEDULES = {"ve": VESchedule, "vp": VPSchedule, "ddpm": DDPMSchedule}
+
+
+def churned(grid: Grid, S_churn: float, S_tmin: float = 0.0, S_tmax: float = float("inf"), S_noise: float = 1.0) -> Grid:
+    """EDM's Algorithm 2 churn on ``grid``: ``gamma_i = min(S_churn / N, sqrt 2 - 1)`` where
+    ``S_tmin <= sigma_i <= S_tmax`` (else 0), ``sigma_hat_i = (1 + gamma_i) sigma_i`` (Karras et al. 2022)."""
+    S_churn = float(S_churn)
+    if not (np.isfinite(S_churn) and S_churn >= 0) or not 0 <= S_tmin <= S_tmax or not S_noise >= 0:
+        raise ValueError(f"need S_churn >= 0, 0 <= S_tmin <= S_tmax and S_noise >= 0, got {S_churn}, {S_tmin}, "
+                         f"{S_tmax}, {S_noise}")
+    sigma = grid.sigma[:-1]
+    gamma = np.where((sigma >= S_tmin) & (sigma <= S_tmax), min(S_churn / grid.steps, np.sqrt(2) - 1), 0.0)
+    return replace(grid, sigma_hat=(1 + gamma) * sigma, s_noise=S_noise)

@@ -17,7 +17,9 @@ ORDERS = {"euler_t": 1, "heun_t": 2, "dpmpp_2m": 2, "ddpm_t": 1, "ddpm_large": 1
 
 
 def test_every_convention_sampler_has_an_order():
-    assert set(ORDERS) == set(CONVENTION_SAMPLERS)
+    """Every sampler that discretizes Result 2's PF-ODE or reverse SDE has its order measured here
+    (EDM's churn sampler converges to an SDE of its own: tests/test_edm_churn.py)."""
+    assert set(ORDERS) == {n for n in CONVENTION_SAMPLERS if REGISTRY[n].continuous_limit is not None}
 
 
 @pytest.mark.parametrize("sampler", sorted(ORDERS))

@@ -12,7 +12,7 @@ import sympy as sp
 from mutations import Mutation, assert_caught, fresh_caches, run_cli  # noqa: F401 (fresh_caches: a fixture)
 from theory import steps
 from theory.bottleneck import Cut
-from theory.symbols import s, s_next, sigma, sigma_next, x, z
+from theory.symbols import s, s_next, s_noise, sigma, sigma_next, x, z
 
 LINEAR = ("--dim", "8", "--samples", "2000", "--steps", "16")          # Result 1-4 checks all run here
 LINEAR_SDE = LINEAR + ("--sampler", "euler_maruyama")
@@ -123,6 +123,16 @@ def _wrong_offset(original):
     return affine
 
 
+def _churn_without_s_noise(original):
+    def edm_churn(to_zero):
+        return original(to_zero).subs(s_noise, 1)
+    return edm_churn
+
+
+LINEAR_CHURN = LINEAR + ("--sampler", "edm_churn", "--s-churn", "40", "--s-tmin", "0.05", "--s-tmax", "50",
+                         "--s-noise", "1.2")
+
+
 MUTATIONS = [
     Mutation("R1 gain lambda/(lambda+sigma)", "theory.linear:OptimalAffineDenoiser.gain",
              lambda o: lambda self, ev, sv: np.asarray(ev, float) / (np.asarray(ev, float) + sv),
@@ -139,6 +149,8 @@ MUTATIONS = [
              "verify.linear", LINEAR_EULER, "exact probe: covariance"),
     Mutation("R3 DDPM posterior std without sqrt", "theory.steps:UPDATES[ddpm]", _ddpm_std,
              "verify.linear", LINEAR_DDPM, "exact probe: covariance"),
+    Mutation("R3 EDM Algorithm 2 churn noise without S_noise", "theory.steps:UPDATES[edm_churn]",
+             _churn_without_s_noise, "verify.linear", LINEAR_CHURN, "exact probe: covariance"),
     Mutation("R3 Euler-Maruyama noise / sqrt 2", "theory.steps:UPDATES[euler_maruyama]", _em_noise,
              "verify.linear", LINEAR_SDE, "exact probe: covariance"),
     Mutation("R4 covariance over n - 1", "theory.linear:TrainingSetLaw.moments", _unbiased,

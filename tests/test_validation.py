@@ -135,7 +135,7 @@ def test_fit_affine_refuses_bad_noise_levels(sigmas):
 # ---------------------------------------------------------------- names: samplers, schedules, targets
 def test_choice_names_the_argument_and_lists_the_allowed():
     with pytest.raises(ValueError, match=r"unknown sampler 'nope'; allowed: ancestral, ddim, ddpm, ddpm_large, "
-                                         r"ddpm_t, dpmpp_2m, euler, euler_maruyama, euler_t, exponential_vp, heun, "
+                                         r"ddpm_t, dpmpp_2m, edm_churn, euler, euler_maruyama, euler_t, exponential_vp, heun, "
                                          r"heun_t"):
         validation.choice("nope", "sampler", SAMPLERS)
     with pytest.raises(ValueError, match=r"unknown schedule 'nope'; allowed: ddpm, ve, vp"):

@@ -130,8 +130,9 @@ def grid_values(grid, i) -> tuple:
     s_dot = (nan, nan) if grid.s_dot is None else (grid.s_dot[i], grid.s_dot[i + 1])
     sigma_dot = (nan, nan) if grid.sigma_dot is None else (grid.sigma_dot[i], grid.sigma_dot[i + 1])
     eta = np.ones(i.shape) if grid.eta is None else grid.eta[i]
+    sigma_hat = grid.sigma[i] if grid.sigma_hat is None else grid.sigma_hat[i]  # EDM churn; none: sigma_i
     return (grid.sigma[i], grid.sigma[i + 1], grid.s[i], grid.s[i + 1], s_dot[0], sigma_dot[0],
-            grid.t[i] - grid.t[i + 1], eta, s_dot[1], sigma_dot[1], np.full(i.shape, grid.s_noise))
+            grid.t[i] - grid.t[i + 1], eta, s_dot[1], sigma_dot[1], np.full(i.shape, grid.s_noise), sigma_hat)
 
 
 def step_coefficients(sampler, grid) -> list:
@@ -242,7 +243,7 @@ def propagate(sampler, grid, affine, start: GaussianLaw, algebra) -> GaussianLaw
     m, C = start.mean, start.cov
     table, at = step_coefficients(sampler, grid), cache(lambda sigma: affine(sigma))  # each level once
     for i, coefficients in enumerate(table):
-        G, b = at(float(grid.sigma[i]))
+        G, b = at(grid.sigma_hat_at(i))  # the step's first denoiser call: sigma_i, or sigma_hat_i under churn
         G_next, b_next = at(float(grid.sigma[i + 1])) if "b_next" in coefficients else (None, None)
         levels = (G, b, G_next, b_next)
         m, C = algebra.advance(sampler, bool(grid.sigma[i + 1] == 0), coefficients, levels, m, C)

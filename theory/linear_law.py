@@ -15,12 +15,14 @@ from functools import cache
 import numpy as np
 
 from numerics import validation
+from numerics.registry import SPECS
 from theory.finite_step import Dense, Diagonal, GaussianLaw, propagate
 from theory.linear import ContinuousFlowLaw, OptimalAffineDenoiser
 from theory.steps import UPDATES
 
 OPTIMAL = OptimalAffineDenoiser()
-ODE_SAMPLERS = frozenset({"euler", "heun", "ddim", "euler_t", "heun_t"})  # the rest discretize the reverse SDE
+ODE_SAMPLERS = frozenset(n for n, spec in SPECS.items() if spec.continuous_limit == "ode")  # PF-ODE discretizations
+SDE_SAMPLERS = frozenset(n for n, spec in SPECS.items() if spec.continuous_limit == "sde")  # reverse-SDE ones
 
 
 @cache
@@ -90,6 +92,9 @@ def spectral_continuous_law(sampler, grid, eigenvalues, mean, start=prior_start,
     start_eigenvalues = eigenvalues if start_eigenvalues is None else _spectrum(start_eigenvalues, mean)[0]
     initial = start(grid, mean, start_eigenvalues)
     s0, s_end = grid.s[0], grid.s[-1]
+    if sampler not in ODE_SAMPLERS | SDE_SAMPLERS:
+        raise ValueError(f"sampler {sampler!r} discretizes neither the probability-flow ODE nor the reverse SDE "
+                         "(Result 2): it has no continuous-time law here")
     flow = continuous_flow().ode if sampler in ODE_SAMPLERS else continuous_flow().sde
     m, v = flow(eigenvalues, mean, initial.mean / s0, initial.cov / s0**2, grid.sigma[0], grid.sigma[-1])
     return GaussianLaw(s_end * m, s_end**2 * v)

@@ -19,9 +19,9 @@ import sympy as sp
 from numerics.registry import SPECS
 from numerics.validation import choice
 from theory.symbols import (G, G_next, G_prev, b, b_next, b_prev, eta, h, s, s_dot, s_dot_next, s_next, s_noise, s_prev,
-                            sigma, sigma_dot, sigma_dot_next, sigma_next, sigma_prev, x, x_prev, z)
+                            sigma, sigma_dot, sigma_dot_next, sigma_hat, sigma_next, sigma_prev, x, x_prev, z)
 
-GRID_SYMBOLS = (sigma, sigma_next, s, s_next, s_dot, sigma_dot, h, eta, s_dot_next, sigma_dot_next, s_noise)
+GRID_SYMBOLS = (sigma, sigma_next, s, s_next, s_dot, sigma_dot, h, eta, s_dot_next, sigma_dot_next, s_noise, sigma_hat)
 MULTISTEP_SYMBOLS = GRID_SYMBOLS + (sigma_prev, s_prev)
 
 
@@ -48,6 +48,18 @@ def _heun(to_zero):
     y_pred = y + (sigma_next - sigma) * slope
     slope_pred = (y_pred - _D_next(y_pred)) / sigma_next
     return s_next * (y + (sigma_next - sigma) * (slope + slope_pred) / 2)
+
+
+def _edm_churn(to_zero):
+    """EDM Algorithm 2 on ``y = x/s``: raise the noise to ``sigma_hat`` with fresh noise, then one Heun step from
+    ``sigma_hat`` (Euler to sigma = 0); ``G``, ``b`` are the denoiser at ``sigma_hat`` (Karras et al. 2022)."""
+    y_hat = x / s + s_noise * sp.sqrt(sigma_hat**2 - sigma**2) * z   # churn: sigma -> sigma_hat
+    slope = (y_hat - _D(y_hat)) / sigma_hat
+    y_pred = y_hat + (sigma_next - sigma_hat) * slope                 # Euler predictor
+    if to_zero:
+        return s_next * y_pred
+    slope_pred = (y_pred - _D_next(y_pred)) / sigma_next
+    return s_next * (y_hat + (sigma_next - sigma_hat) * (slope + slope_pred) / 2)
 
 
 def _ddim(to_zero):
@@ -138,7 +150,7 @@ def _dpmpp_2m(to_zero):
 UPDATES = {"euler": _euler, "heun": _heun, "ddim": _ddim, "ddpm": _ddpm,
            "euler_maruyama": _euler_maruyama, "exponential_vp": _exponential_vp,
            "ancestral": _ancestral, "ddpm_large": _ddpm_large, "euler_t": _euler_t, "heun_t": _heun_t,
-           "ddpm_t": _ddpm_t}
+           "ddpm_t": _ddpm_t, "edm_churn": _edm_churn}
 TITLES = {name: spec.title for name, spec in SPECS.items()}  # names in words for the export (one registry)
 MULTISTEP_UPDATES = {"dpmpp_2m": _dpmpp_2m}  # x_{i+1} = A x_i + B x_{i-1} + c: propagated by theory.multistep
 CONTINUOUS_TIME = frozenset(n for n, spec in SPECS.items() if "continuous" in spec.needs)  # use s_dot, sigma_dot, h

@@ -17,7 +17,8 @@ s_noise = sp.Symbol("S_noise", nonnegative=True)  # k-diffusion / EDM noise infl
 s_dot_next = sp.Symbol("s_dot_next", real=True)   # ds/dt at t_{i+1}
 sigma_dot_next = sp.Symbol("sigma_dot_next", positive=True)  # dsigma/dt at t_{i+1}
 sigma_prev = sp.Symbol("sigma_prev", positive=True)  # sigma(t_{i-1}) (multistep)
-s_prev = sp.Symbol("s_prev", positive=True)       # s(t_{i-1}) (multistep)
+s_prev = sp.Symbol("s_prev", positive=True)
+sigma_hat = sp.Symbol("sigma_hat", positive=True)  # EDM Alg. 2: the churned level sigma_hat_i >= sigma_i       # s(t_{i-1}) (multistep)
 v0 = sp.Symbol("v_0", positive=True)              # initial variance along a direction
 m0 = sp.Symbol("m_0", real=True)                  # initial mean along a direction
 
@@ -37,7 +38,7 @@ LATEX_NAMES = {
 for _name, _tex in (("s_dot_next", r"\dot s_{i+1}"), ("sigma_dot_next", r"\dot\sigma_{i+1}"),
                     ("sigma_prev", r"\sigma_{i-1}"), ("s_prev", r"s_{i-1}"), ("s_noise", r"S_{\mathrm{noise}}"),
                     ("G_prev", r"G_{\sigma_{i-1}}"), ("b_prev", r"b_{\sigma_{i-1}}"), ("x_prev", r"x_{i-1}"),
-                    ("eta", r"\eta_i")):
+                    ("eta", r"\eta_i"), ("sigma_hat", r"\hat\sigma_i")):
     if _name in globals():
         LATEX_NAMES[globals()[_name]] = _tex
 LATEX_NAMES.update({sp.Symbol("m_{end}"): r"m_{\mathrm{end}}", sp.Symbol("v_{end}"): r"v_{\mathrm{end}}"})

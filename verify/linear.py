@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from numerics.denoisers import WienerDenoiser, fit_affine, train_linear
-from numerics.schedules import SCHEDULES
+from numerics.registry import SPECS
+from numerics.schedules import SCHEDULES, churned
 from theory.finite_step import GaussianLaw, check_sampler_grid
 from theory.linear import TrainingSetLaw
 from theory.linear_law import OPTIMAL, STARTS, affine_law, continuous_law, wiener_law
@@ -43,6 +44,10 @@ class Config(SamplingConfig):
     iterations: int = 2000
     negative_control: str | None = None
     eta: float | None = None
+    s_churn: float | None = None
+    s_tmin: float = 0.0
+    s_tmax: float = float("inf")
+    s_noise: float = 1.0
     diffusers: str | None = None
     scheduler_config: str | None = None
 
@@ -50,6 +55,12 @@ class Config(SamplingConfig):
         super().__post_init__()
         if self.n_train is not None and self.n_train < 2:
             raise ValueError(f"n_train must be >= 2 (one point has zero covariance), got {self.n_train}")
+        if (self.sampler == "edm_churn") != (self.s_churn is not None):
+            raise ValueError("--s-churn goes with --sampler edm_churn (EDM Algorithm 2) and edm_churn needs --s-churn")
+        if self.s_churn is None and (self.s_tmin, self.s_tmax, self.s_noise) != (0.0, float("inf"), 1.0):
+            raise ValueError("--s-tmin, --s-tmax and --s-noise are EDM Algorithm 2's: they need --s-churn")
+        if self.s_churn is not None and not (self.s_churn >= 0 and 0 <= self.s_tmin <= self.s_tmax and self.s_noise >= 0):
+            raise ValueError("need --s-churn >= 0, 0 <= --s-tmin <= --s-tmax and --s-noise >= 0")
         if self.negative_control == "unbiased-covariance" and self.n_train is None:
             raise ValueError("negative control 'unbiased-covariance' needs --n-train >= 2")
 
@@ -100,7 +111,9 @@ def wrong_prediction(cfg: Config, grid, predicted: GaussianLaw, mean, cov) -> Ga
 
 
 def discretization(cfg: Config, grid, predicted: GaussianLaw, mean, cov) -> dict:
-    """The continuous-time law the sampler discretizes and the distance to it."""
+    """The continuous-time law the sampler discretizes and the distance to it (empty when it has none)."""
+    if SPECS[cfg.sampler].continuous_limit is None:
+        return {}
     continuous = continuous_law(cfg.sampler, grid, mean, cov, STARTS[cfg.init])
     C = predicted.covariance()
     along = np.einsum("ij,ik,kj->j", continuous.basis, C, continuous.basis)  # u_j^T C u_j
@@ -132,7 +145,7 @@ def independent_checks(cfg: Config, grid, target, train, mean, cov, alpha: float
         draw = lambda n, rng: train[rng.integers(len(train), size=n)]  # noqa: E731
     checks = [formula_check("Result 1: formula = normal equations", formula, closed_form(target, train).affine, levels),
               fit_check("Result 1: formula vs least-squares fit", formula, draw, levels, alpha=alpha, seed=cfg.seed)]
-    if refinable(cfg.schedule):
+    if refinable(cfg.schedule) and SPECS[cfg.sampler].continuous_limit is not None:
         checks.append(continuous_limit_check(cfg.sampler, cfg.schedule, mean, cov, STARTS[cfg.init]))
     if train is None and cfg.probe:
         checks += training_set_probe(cfg, grid, target)
@@ -152,6 +165,8 @@ def run(cfg: Config) -> dict:
     if cfg.eta is not None and not step_map(cfg.sampler).expression.has(eta):
         raise ValueError(f"--eta sets the noise of ancestral and ddpm_large; sampler {cfg.sampler!r} has none")
     grid = grid if cfg.eta is None else replace(grid, eta=cfg.eta)
+    if cfg.s_churn is not None:  # EDM Algorithm 2's churn levels on the grid
+        grid = churned(grid, cfg.s_churn, cfg.s_tmin, cfg.s_tmax, cfg.s_noise)
     check_sampler_grid(cfg.sampler, grid)
     train, mean, cov = training_moments(cfg, target)
     start = STARTS[cfg.init](grid, mean, cov)
@@ -182,6 +197,10 @@ def parser() -> argparse.ArgumentParser:
                    help="replace the prediction by a deliberately wrong one; the run must FAIL")
     p.add_argument("--eta", type=report.unit_interval_arg, default=None,
                    help="noise multiplier per step in [0, 1]: ancestral / ddpm_large (default 1), DDIM's eta with --diffusers")
+    p.add_argument("--s-churn", type=float, default=None, help="EDM Algorithm 2 (--sampler edm_churn): S_churn")
+    p.add_argument("--s-tmin", type=float, default=0.0, help="EDM Algorithm 2: churn only where sigma >= S_tmin")
+    p.add_argument("--s-tmax", type=float, default=float("inf"), help="EDM Algorithm 2: churn only where sigma <= S_tmax")
+    p.add_argument("--s-noise", type=float, default=1.0, help="EDM Algorithm 2: S_noise, scales the churn noise")
     p.add_argument("--diffusers", metavar="NAME", default=None,
                    help="check a real diffusers scheduler's own loop (DDIMScheduler, DDPMScheduler, ...)")
     p.add_argument("--scheduler-config", metavar="PATH.json", default=None, help="that scheduler's config")
@@ -195,19 +214,22 @@ def summary(result: dict) -> str:
     """The human-readable report after the header: checks table, effect sizes, discretization."""
     disc, eff = result["discretization"], result["effect_sizes"]
     lines = [report.table(result["checks"]), "",
-             "effect sizes (measured vs predicted): " + ", ".join(f"{k} = {v:.3g}" for k, v in eff.items()),
-             f"discretization vs the continuous-time law: W2 = {disc['w2_to_continuous']:.4g}, "
-             f"variance ratio per eigen-direction in [{disc['variance_ratio_min']:.4f}, "
-             f"{disc['variance_ratio_max']:.4f}]"]
+             "effect sizes (measured vs predicted): " + ", ".join(f"{k} = {v:.3g}" for k, v in eff.items())]
+    if disc:
+        lines.append(f"discretization vs the continuous-time law: W2 = {disc['w2_to_continuous']:.4g}, "
+                     f"variance ratio per eigen-direction in [{disc['variance_ratio_min']:.4f}, "
+                     f"{disc['variance_ratio_max']:.4f}]")
     return "\n".join(lines)
 
 
 def plot(path: str, result: dict, args) -> None:
     """Predicted, measured and continuous-time covariance spectra."""
     cfg = result["config"]
-    report.plot_spectra(path, {"predicted (Result 3)": result["predicted"]["cov_eigenvalues"],
-                               "measured (Monte Carlo)": result["measured"]["cov_eigenvalues"],
-                               "continuous-time (Result 2)": result["discretization"]["continuous_eigenvalues"]},
+    curves = {"predicted (Result 3)": result["predicted"]["cov_eigenvalues"],
+              "measured (Monte Carlo)": result["measured"]["cov_eigenvalues"]}
+    if result["discretization"]:
+        curves["continuous-time (Result 2)"] = result["discretization"]["continuous_eigenvalues"]
+    report.plot_spectra(path, curves,
                         f"verify.linear: {cfg['sampler']}, {cfg['schedule']}, {cfg['steps']} steps, d = {cfg['dim']}, "
                         f"{cfg['samples']} samples, {cfg['denoiser']} denoiser")
 
