@@ -41,18 +41,25 @@ def sample_euler(denoiser, x, grid: Grid, *, generator=None, callback=None, nois
     return x
 
 
+def _heun_from(denoiser, y, sigma: float, sigma_next: float):
+    """One Heun step of the PF-ODE in ``sigma`` from ``sigma`` to ``sigma_next`` (Euler on a step to 0).
+
+    Returns ``(y_next, D(y))``."""
+    denoised = denoiser(y, sigma)
+    d = to_d(y, sigma, denoised)
+    y_next = y + (sigma_next - sigma) * d              # Euler predictor
+    if sigma_next > 0:                                 # trapezoidal corrector
+        d_next = to_d(y_next, sigma_next, denoiser(y_next, sigma_next))
+        y_next = y + (sigma_next - sigma) * 0.5 * (d + d_next)
+    return y_next, denoised
+
+
 def sample_heun(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
     """The same ODE, Heun in sigma; Euler on a last step to sigma = 0 (Karras et al. 2022, Alg. 1 on y)."""
     for i in range(grid.steps):
         sigma, sigma_next = float(grid.sigma[i]), float(grid.sigma[i + 1])
-        y = x / float(grid.s[i])
-        denoised = denoiser(y, sigma)
-        d = to_d(y, sigma, denoised)
-        x_next = y + (sigma_next - sigma) * d          # Euler predictor
-        if sigma_next > 0:                                  # trapezoidal corrector
-            d_next = to_d(x_next, sigma_next, denoiser(x_next, sigma_next))
-            x_next = y + (sigma_next - sigma) * 0.5 * (d + d_next)
-        x = float(grid.s[i + 1]) * x_next
+        y_next, denoised = _heun_from(denoiser, x / float(grid.s[i]), sigma, sigma_next)
+        x = float(grid.s[i + 1]) * y_next
         _report(callback, i, x, sigma, denoised)
     return x
 
@@ -65,12 +72,7 @@ def sample_edm_churn(denoiser, x, grid: Grid, *, generator=None, callback=None, 
         sigma, sigma_hat, sigma_next = float(grid.sigma[i]), grid.sigma_hat_at(i), float(grid.sigma[i + 1])
         y = x / float(grid.s[i])
         y_hat = y + grid.s_noise * math.sqrt(max(sigma_hat**2 - sigma**2, 0.0)) * noise(i, y)  # churn
-        denoised = denoiser(y_hat, sigma_hat)
-        d = to_d(y_hat, sigma_hat, denoised)
-        y_next = y_hat + (sigma_next - sigma_hat) * d                   # Euler predictor
-        if sigma_next > 0:                                              # trapezoidal corrector
-            d_next = to_d(y_next, sigma_next, denoiser(y_next, sigma_next))
-            y_next = y_hat + (sigma_next - sigma_hat) * 0.5 * (d + d_next)
+        y_next, denoised = _heun_from(denoiser, y_hat, sigma_hat, sigma_next)  # Heun from sigma_hat
         x = float(grid.s[i + 1]) * y_next
         _report(callback, i, x, sigma, denoised)
     return x
