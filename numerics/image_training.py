@@ -38,7 +38,8 @@ def build(variant: Variant, shape, sigma_data: float, seed: int) -> Precondition
 
 
 def train_network(variant: Variant, images, *, steps: int, batch: int = 64, lr: float = 2e-3, seed: int = 0,
-                  device: str = "cpu", checkpoint=None, every: int = 200, name: str = "") -> tuple[ImageDenoiser, np.ndarray]:
+                  device: str = "cpu", checkpoint=None, every: int = 200, name: str = "",
+                  progress: bool = True) -> tuple[ImageDenoiser, np.ndarray]:
     """Train ``variant`` on ``images`` ``(n, c, h, w)`` in [-1, 1]; returns the denoiser and the per-step losses."""
     steps, batch, lr = positive_int(steps, "steps"), positive_int(batch, "batch"), positive(lr, "lr")
     x_train = torch.as_tensor(np.asarray(images), dtype=torch.float32)
@@ -53,7 +54,7 @@ def train_network(variant: Variant, images, *, steps: int, batch: int = 64, lr: 
         start = _resume(path, model, optimizer, schedule, generator, losses)
     model.train()
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=name or variant.kind, file=sys.stderr,
-               disable=not sys.stderr.isatty())
+               disable=not (progress and sys.stderr.isatty()))
     for step in bar:
         x0 = x_train[torch.randint(len(x_train), (batch,), generator=generator)].to(device)
         loss = edm_loss(model, x0, generator)

@@ -26,12 +26,11 @@ from numerics.datasets import DATASETS
 from numerics.image_classifier import train_classifier
 from numerics.image_networks import VARIANTS
 from numerics.samplers import SAMPLERS
-from numerics.sampling import default_device
 from numerics.schedules import VESchedule
 from numerics.validation import choice, positive_int
 from theory.finite_step import check_sampler_grid
 from verify import images_metrics as metrics
-from verify import report
+from verify import arguments, report
 from verify.check import Check
 from verify.images_run import calibrated, data, initial_noise, loss_gap, machines, networks, run_all
 
@@ -69,6 +68,7 @@ class Config:
     device: str = "cpu"
     out: str | None = None
     negative_control: str | None = None
+    quiet: bool = False
 
     def __post_init__(self):
         choice(self.dataset, "dataset", DATASETS)
@@ -207,12 +207,13 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{flag}", type=report.positive_int_arg, default=None)
     p.add_argument("--patches", default=None, help="comma-separated odd patch sizes of the LS/ELS machines")
     p.add_argument("--sampler", choices=sorted(SAMPLERS), default="heun")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when visible)")
+    p.add_argument("--seed", type=arguments.seed_arg, default=0, help="random seed, an integer >= 0")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when visible)")
     p.add_argument("--out", default=None, help="directory for images.json, images.png and checkpoints/ (resumable)")
     p.add_argument("--negative-control", choices=NEGATIVE_CONTROLS, default=None)
-    p.add_argument("--json", default=None)
-    p.add_argument("--plot", default=None)
+    p.add_argument("--json", default=None, help="write the full report as JSON")
+    p.add_argument("--plot", default=None, help="write the sample grid (png, pdf, svg, ...)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
@@ -227,13 +228,14 @@ def config_from(args) -> Config:
         options["variants"] = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     if args.patches is not None:
         options["patches"] = tuple(int(v) for v in args.patches.split(","))
-    return Config(**options, sampler=args.sampler, seed=args.seed, device=args.device or default_device(),
-                  out=args.out, negative_control=args.negative_control)
+    return Config(**options, sampler=args.sampler, seed=args.seed, device=arguments.device_arg(args.device),
+                  out=args.out, negative_control=args.negative_control, quiet=args.quiet)
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
+        arguments.check_outputs(args)
         cfg = config_from(args)
         print(f"verify.images: training {len(cfg.variants) + 1} networks, then sampling", file=sys.stderr)
         result = run(cfg)

@@ -109,7 +109,8 @@ def networks(cfg, train: np.ndarray, side: int, grid) -> tuple[dict, dict]:
             else VARIANTS[name]
         checkpoint = Path(cfg.out) / "checkpoints" / f"{name}.pt" if cfg.out else None
         nets[name], losses[name] = train_network(variant, images, steps=cfg.train_steps, seed=cfg.seed,
-                                                 device=cfg.device, checkpoint=checkpoint, name=name)
+                                                 device=cfg.device, checkpoint=checkpoint, name=name,
+                                                 progress=not cfg.quiet)
     return nets, losses
 
 
