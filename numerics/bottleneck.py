@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from numerics import validation
-from numerics.denoisers import LevelCache, WienerDenoiser, check_width, normal_equations
+from numerics.denoisers import WienerDenoiser, check_width, normal_equations
 
 CHUNK = 2048  # rows per conditional-mean evaluation: bounds the (rows, K, d) intermediate
 TIE_RTOL = 1e-9  # relative gap of the fitted-value spectrum under which two directions count as tied

@@ -32,19 +32,6 @@ def level(table: dict, sigma, what: str = "denoiser was fitted at"):
                          "fit it on the sampler's grid") from None
 
 
-class AffineDenoiser:
-    """``D(x) = x G^T + b`` with ``(G, b)`` looked up per noise level."""
-
-    def affine(self, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
-
-    def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
-        G, b = self.affine(sigma)
-        check_width(x, len(b))
-        G = torch.as_tensor(G, dtype=x.dtype, device=x.device)
-        return x @ G.T + torch.as_tensor(b, dtype=x.dtype, device=x.device)
-
-
 def normal_equations(mean, cov, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """The MSE-optimal affine ``D(y) = G y + b`` for ``y = x0 + sigma n``, solved from its normal equations.
 
@@ -90,6 +77,21 @@ class LevelCache:
         return self.tensors[key]
 
 
+class AffineDenoiser:
+    """``D(x) = x G^T + b`` with ``(G, b)`` per noise level from ``self.levels`` (a :class:`LevelCache`):
+    each level's maps are made once, and a call is one ``addmm`` with that level's cached tensors."""
+
+    levels: LevelCache
+
+    def affine(self, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+        return self.levels.affine(sigma)
+
+    def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        G_T, b = self.levels.tensor(sigma, x.dtype, x.device)
+        check_width(x, len(b))
+        return torch.addmm(b, x, G_T)
+
+
 class WienerDenoiser(AffineDenoiser):
     """The optimal affine denoiser of a target with moments ``(mean, cov)``, from the normal equations.
 
@@ -109,23 +111,14 @@ class WienerDenoiser(AffineDenoiser):
     def solve(self, sigma) -> tuple[np.ndarray, np.ndarray]:
         return normal_equations(self.mean, self.cov, sigma)
 
-    def affine(self, sigma):
-        return self.levels.affine(sigma)
-
-    def __call__(self, x, sigma):
-        check_width(x, len(self.mean))
-        G_T, b = self.levels.tensor(sigma, x.dtype, x.device)
-        return torch.addmm(b, x, G_T)
-
 
 class TabulatedAffineDenoiser(AffineDenoiser):
     """Affine maps stored per noise level; asking for an untabulated sigma is an error."""
 
     def __init__(self, table: dict):
         self.table = {float(k): v for k, v in table.items()}
-
-    def affine(self, sigma):
-        return level(self.table, sigma)
+        d = len(next(iter(self.table.values()))[1]) if self.table else 1
+        self.levels = LevelCache(lambda sigma: level(self.table, sigma), d)
 
 
 def _check_fit_args(train, sigmas):

@@ -5,12 +5,8 @@ import functools
 import inspect
 from dataclasses import dataclass, field
 
-import sympy as sp
-
 from theory import typeset
 
-
-LONG_FORMULA = 400  # characters of LaTeX beyond which a formula no longer fits a line
 _DERIVED: dict = {}  # (class, bound arguments) -> the one instance this process derived
 
 

@@ -41,8 +41,9 @@ def refinable(schedule: str) -> bool:
 
 def _refined(schedule: str, steps: int):
     """``steps`` steps of the schedule, without a final jump to ``sigma = 0``."""
-    grid = SCHEDULES[schedule]().grid(steps)
-    return SCHEDULES[schedule]().grid(steps, final_zero=False) if grid.sigma[-1] == 0 else grid
+    process = SCHEDULES[schedule]()
+    grid = process.grid(steps)
+    return process.grid(steps, final_zero=False) if grid.sigma[-1] == 0 else grid
 
 
 def continuous_limit_check(sampler: str, schedule: str, mean, cov, start) -> Check:

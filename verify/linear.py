@@ -83,11 +83,13 @@ def closed_form(target, train) -> WienerDenoiser:
     return WienerDenoiser(target.mean, target.cov) if train is None else WienerDenoiser.from_training_set(train)
 
 
-def build(cfg: Config, grid, start: GaussianLaw, target, train, mean, cov):
-    """The denoiser the sampler runs (numerics) and the exact law it must generate (theory)."""
+def build(cfg: Config, grid, start: GaussianLaw, reference: WienerDenoiser, train, mean, cov):
+    """The denoiser the sampler runs (numerics) and the exact law it must generate (theory).
+
+    ``reference``: the numerics' closed-form denoiser (``closed_form``), run as it is by ``--denoiser closed-form``.
+    """
     if cfg.denoiser == "closed-form":
-        denoiser = closed_form(target, train)
-        return denoiser, wiener_law(cfg.sampler, grid, mean, cov, STARTS[cfg.init])
+        return reference, wiener_law(cfg.sampler, grid, mean, cov, STARTS[cfg.init])
     levels = grid.sigma[grid.sigma > 0]
     generator = torch.Generator().manual_seed(cfg.seed)
     if cfg.denoiser == "fitted":
@@ -135,15 +137,15 @@ def training_set_probe(cfg: Config, grid, target) -> list:
                         label=f"Result 4 (n = {2 * cfg.dim}) probe")
 
 
-def independent_checks(cfg: Config, grid, target, train, mean, cov, alpha: float) -> list:
-    """Results 1, 2 and 4 against computations that do not use them."""
+def independent_checks(cfg: Config, grid, target, train, reference: WienerDenoiser, mean, cov, alpha: float) -> list:
+    """Results 1, 2 and 4 against computations that do not use them (``reference``: the numerics' closed form)."""
     levels = grid.sigma[grid.sigma > 0]
     formula = lambda sigma: OPTIMAL.affine(mean, cov, sigma)  # noqa: E731  (Result 1 with Result 4's moments)
     if train is None:
         draw = target.sample
     else:  # the empirical distribution of the training set
         draw = lambda n, rng: train[rng.integers(len(train), size=n)]  # noqa: E731
-    checks = [formula_check("Result 1: formula = normal equations", formula, closed_form(target, train).affine, levels),
+    checks = [formula_check("Result 1: formula = normal equations", formula, reference.affine, levels),
               fit_check("Result 1: formula vs least-squares fit", formula, draw, levels, alpha=alpha, seed=cfg.seed)]
     if refinable(cfg.schedule) and SPECS[cfg.sampler].continuous_limit is not None:
         checks.append(continuous_limit_check(cfg.sampler, cfg.schedule, mean, cov, STARTS[cfg.init]))
@@ -170,12 +172,13 @@ def run(cfg: Config) -> dict:
     check_sampler_grid(cfg.sampler, grid)
     train, mean, cov = training_moments(cfg, target)
     start = STARTS[cfg.init](grid, mean, cov)
-    denoiser, predicted = build(cfg, grid, start, target, train, mean, cov)
+    reference = closed_form(target, train)  # solved once per level, shared by the sampler and the Result 1 check
+    denoiser, predicted = build(cfg, grid, start, reference, train, mean, cov)
     discretization_error = discretization(cfg, grid, predicted, mean, cov)
     if cfg.negative_control is not None:
         predicted = wrong_prediction(cfg, grid, predicted, mean, cov)
     tests = len(stats.STOCHASTIC_TESTS) + 1  # the Gaussian-law tests and the least-squares fit test
-    checks = independent_checks(cfg, grid, target, train, mean, cov, cfg.alpha / tests)
+    checks = independent_checks(cfg, grid, target, train, reference, mean, cov, cfg.alpha / tests)
     if cfg.probe:
         checks += probe_checks(denoiser, cfg.sampler, grid, start, predicted, cfg.device)
     statistical, x = monte_carlo(denoiser, cfg, grid, start, predicted, alpha=cfg.alpha * (tests - 1) / tests)
