@@ -17,9 +17,10 @@ import numpy as np
 import sympy as sp
 
 from theory.result import Result
-from theory.steps import CONTINUOUS_TIME, GRID_SYMBOLS, MULTISTEP_UPDATES, TITLES, UPDATES, VARIANCE_PRESERVING, step_map
+from theory.steps import GRID_SYMBOLS, MULTISTEP_UPDATES, TITLES, UPDATES, step_map
 from theory.symbols import b, b_next
 from numerics import validation
+from numerics.registry import require
 from numerics.validation import choice
 
 
@@ -226,10 +227,7 @@ def check_sampler_grid(sampler: str, grid) -> str:
         raise ValueError(f"sampler {sampler!r} is multistep; its law is theory.multistep.multistep_law "
                          "(verify.linear checks it with --diffusers DPMSolverMultistepScheduler)")
     choice(sampler, "sampler", UPDATES)
-    if sampler in CONTINUOUS_TIME and grid.sigma_dot is None:
-        raise ValueError(f"sampler {sampler!r} needs a continuous-time schedule; {grid.schedule!r} is discrete")
-    if sampler in VARIANCE_PRESERVING and not grid.variance_preserving:
-        raise ValueError(f"sampler {sampler!r} needs a variance-preserving schedule (vp, ddpm), got {grid.schedule!r}")
+    require(sampler, grid)  # what the registry says it needs of the grid (continuous time, VP)
     if sampler == "ddpm_t":  # beta_i = beta(t_i) h must be a probability-like step
         beta = -2 * grid.s_dot[:-1] / grid.s[:-1] * (grid.t[:-1] - grid.t[1:])
         if not np.all((beta > 0) & (beta < 1)):

@@ -153,8 +153,6 @@ UPDATES = {"euler": _euler, "heun": _heun, "ddim": _ddim, "ddpm": _ddpm,
            "ddpm_t": _ddpm_t, "edm_churn": _edm_churn}
 TITLES = {name: spec.title for name, spec in SPECS.items()}  # names in words for the export (one registry)
 MULTISTEP_UPDATES = {"dpmpp_2m": _dpmpp_2m}  # x_{i+1} = A x_i + B x_{i-1} + c: propagated by theory.multistep
-CONTINUOUS_TIME = frozenset(n for n, spec in SPECS.items() if "continuous" in spec.needs)  # use s_dot, sigma_dot, h
-VARIANCE_PRESERVING = frozenset(n for n, spec in SPECS.items() if "variance_preserving" in spec.needs)
 VECTORS = {"x": x, "z": z, "b": b, "b_next": b_next, "x_prev": x_prev, "b_prev": b_prev}
 
 
