@@ -11,7 +11,8 @@ from numerics import validation
 @dataclass(frozen=True)
 class SamplerSpec:
     """``kind``: ``ode`` or ``sde``; ``needs``: ``continuous`` (``s_dot``, ``sigma_dot``) and/or
-    ``variance_preserving`` (``s^2 (1 + sigma^2) = 1``); ``multistep``: the step uses ``x_{i-1}``."""
+    ``variance_preserving`` (``s^2 (1 + sigma^2) = 1``), ``midpoints`` (the schedule at ``t_i - h_i / 2``,
+    ``Grid.mid``); ``multistep``: the step uses ``x_{i-1}``."""
 
     kind: str
     needs: tuple = ()
@@ -27,7 +28,8 @@ class SamplerSpec:
     @property
     def schedules(self) -> tuple:
         """The built-in schedules whose grids it accepts (user sigma arrays: VE or VP, never continuous)."""
-        ok = {"ve": ("continuous",), "vp": ("continuous", "variance_preserving"), "ddpm": ("variance_preserving",)}
+        ok = {"ve": ("continuous", "midpoints"), "vp": ("continuous", "variance_preserving", "midpoints"),
+              "ddpm": ("variance_preserving",)}
         return tuple(name for name, has in ok.items() if set(self.needs) <= set(has))
 
 
@@ -42,6 +44,7 @@ SPECS = {
     "ddpm_large": SamplerSpec("sde", ("variance_preserving",), title="DDPM, fixed-large variance"),
     "euler_t": SamplerSpec("ode", ("continuous",), title="probability-flow Euler in $t$"),
     "heun_t": SamplerSpec("ode", ("continuous",), title="probability-flow Heun in $t$"),
+    "rk4_t": SamplerSpec("ode", ("continuous", "midpoints"), title="probability-flow RK4 in $t$"),
     "ddpm_t": SamplerSpec("sde", ("continuous", "variance_preserving"), title="DDPM in $t$ (score\\_sde)"),
     "dpmpp_2m": SamplerSpec("ode", multistep=True, title="DPM-Solver++(2M)"),
     "edm_churn": SamplerSpec("sde", title="EDM Algorithm 2 (stochastic Heun, $S_{\\mathrm{churn}}$)", limit=None),
@@ -55,3 +58,6 @@ def require(name: str, grid) -> None:
         raise ValueError(f"sampler {name!r} needs a continuous-time schedule; {grid.schedule!r} is discrete")
     if "variance_preserving" in needs and not grid.variance_preserving:
         raise ValueError(f"sampler {name!r} needs a variance-preserving schedule (vp, ddpm), got {grid.schedule!r}")
+    if "midpoints" in needs and grid.mid is None:
+        raise ValueError(f"sampler {name!r} needs the schedule at each step's midpoint t_i - h_i/2 (grid.mid, set by "
+                         f"the built-in continuous schedules ve, vp); {grid.schedule!r} grid has none")

@@ -13,6 +13,30 @@ from numerics.validation import choice, positive, positive_int
 
 
 @dataclass(frozen=True)
+class Points:
+    """A continuous schedule at one extra time per step (RK4's stage midpoints ``t_i - h_i / 2``)."""
+
+    t: np.ndarray
+    sigma: np.ndarray
+    s: np.ndarray
+    sigma_dot: np.ndarray
+    s_dot: np.ndarray
+
+    def __post_init__(self):
+        for name in ("t", "sigma", "s", "sigma_dot", "s_dot"):
+            value = np.asarray(getattr(self, name), dtype=np.float64)
+            if value.ndim != 1 or not np.all(np.isfinite(value)):
+                raise ValueError(f"grid.mid.{name} must be a finite vector, one entry per step")
+            object.__setattr__(self, name, value)
+        if np.any(self.sigma <= 0) or np.any(self.s <= 0):
+            raise ValueError("grid.mid.sigma and grid.mid.s must be > 0")
+
+    def at(self, i: int) -> tuple[float, float, float, float]:
+        """``(s, s_dot, sigma, sigma_dot)`` at step ``i``'s midpoint."""
+        return float(self.s[i]), float(self.s_dot[i]), float(self.sigma[i]), float(self.sigma_dot[i])
+
+
+@dataclass(frozen=True)
 class Grid:
     """Sampler time grid: ``N + 1`` points, ``N`` steps; ``sigma_dot``/``s_dot`` are None when discrete."""
 
@@ -27,6 +51,7 @@ class Grid:
     s_noise: float = 1.0  # k-diffusion's / EDM's S_noise: scales the ancestral step's fresh noise only
 
     sigma_hat: np.ndarray | None = None  # EDM Alg. 2: the churned level of step i (>= sigma_i); None = no churn
+    mid: Points | None = None  # the schedule at t_i - h_i / 2 (continuous schedules; RK4's middle stages)
 
     def sigma_hat_at(self, i: int) -> float:
         """The level step ``i``'s first denoiser call sees: ``sigma_hat_i`` under churn, else ``sigma_i``."""
@@ -49,6 +74,9 @@ class Grid:
                     or np.any(sigma_hat < self.sigma[:-1] * (1 - 1e-15)):
                 raise ValueError("grid.sigma_hat must hold one finite level >= sigma_i per step")
             object.__setattr__(self, "sigma_hat", sigma_hat)
+        if self.mid is not None and (len(self.mid.t) != self.steps or np.any(self.mid.t >= self.t[:-1])
+                                     or np.any(self.mid.t <= self.t[1:])):
+            raise ValueError("grid.mid must hold one time strictly inside each step (t_{i+1} < t_mid < t_i)")
         if not (np.isfinite(self.s_noise) and self.s_noise >= 0):
             raise ValueError(f"s_noise must be a finite number >= 0, got {self.s_noise!r}")
 
@@ -100,9 +128,13 @@ class VESchedule:
         sigma = (self.sigma_max**inv_rho + ramp * (self.sigma_min**inv_rho - self.sigma_max**inv_rho)) ** self.rho
         if final_zero:
             sigma = np.append(sigma, 0.0)
-        ones = np.ones_like(sigma)
-        return Grid(t=sigma.copy(), sigma=sigma, s=ones, sigma_dot=ones, s_dot=np.zeros_like(sigma),
-                    prior_std=self.sigma_max, schedule=self.name)
+        return _continuous_grid(self, sigma, prior_std=self.sigma_max)
+
+    @staticmethod
+    def at(t) -> dict:
+        """``sigma(t) = t``, ``s(t) = 1`` and their time derivatives at the times ``t``."""
+        t = np.asarray(t, dtype=np.float64)
+        return {"sigma": t.copy(), "s": np.ones_like(t), "sigma_dot": np.ones_like(t), "s_dot": np.zeros_like(t)}
 
 
 class VPSchedule:
@@ -134,11 +166,21 @@ class VPSchedule:
     def grid(self, steps: int) -> Grid:
         """``steps + 1`` points uniform in ``t`` from ``T`` down to ``eps``."""
         t = np.linspace(self.T, self.eps, positive_int(steps, "steps") + 1)
+        return _continuous_grid(self, t, prior_std=1.0)
+
+    def at(self, t) -> dict:
+        """``sigma(t)``, ``s(t)`` and their time derivatives at the times ``t``."""
+        t = np.asarray(t, dtype=np.float64)
         sigma, s, beta = self.sigma(t), self.s(t), self.beta(t)
-        sigma_dot = 0.5 * beta * np.exp(self.B(t)) / sigma  # d/dt sqrt(e^B - 1)
-        s_dot = -0.5 * beta * s
-        return Grid(t=t, sigma=sigma, s=s, sigma_dot=sigma_dot, s_dot=s_dot, prior_std=1.0,
-                    schedule=self.name)
+        return {"sigma": sigma, "s": s, "sigma_dot": 0.5 * beta * np.exp(self.B(t)) / sigma,  # d/dt sqrt(e^B - 1)
+                "s_dot": -0.5 * beta * s}
+
+
+def _continuous_grid(schedule, t: np.ndarray, prior_std: float) -> Grid:
+    """The grid at the times ``t``, with the schedule also at each step's midpoint (``Grid.mid``)."""
+    t_mid = 0.5 * (t[:-1] + t[1:])
+    return Grid(t=t.copy(), **schedule.at(t), prior_std=prior_std, schedule=schedule.name,
+                mid=Points(t=t_mid, **schedule.at(t_mid)))
 
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")

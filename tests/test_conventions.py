@@ -226,6 +226,12 @@ def vp_rule(name, forms, ts):
         elif name == "heun_t":
             predictor = x - h * pf_velocity(forms, x, t)
             x = x - 0.5 * h * (pf_velocity(forms, x, t) + pf_velocity(forms, predictor, ts[i + 1]))
+        elif name == "rk4_t":  # classical Runge-Kutta 4 with the velocity at t, t - h/2 (twice), t - h
+            k1 = pf_velocity(forms, x, t)
+            k2 = pf_velocity(forms, x - 0.5 * h * k1, t - 0.5 * h)
+            k3 = pf_velocity(forms, x - 0.5 * h * k2, t - 0.5 * h)
+            k4 = pf_velocity(forms, x - h * k3, t - h)
+            x = x - h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
         elif name == "euler_maruyama":  # reverse SDE dx = [-beta/2 x - beta score] dt + sqrt(beta) dw
             x = x + h * vp_beta(t) * (0.5 * x + vp_score(forms, x, t)) + math.sqrt(vp_beta(t) * h) * forms.noise(i)
         else:  # ddpm_t: score_sde's ancestral sampling, beta_i = beta(t_i) dt
@@ -234,7 +240,7 @@ def vp_rule(name, forms, ts):
     return x
 
 
-@pytest.mark.parametrize("name", ["euler_t", "heun_t", "euler_maruyama", "ddpm_t"])
+@pytest.mark.parametrize("name", ["euler_t", "heun_t", "rk4_t", "euler_maruyama", "ddpm_t"])
 @pytest.mark.parametrize("N", [50, 200])
 def test_vp_conventions_in_t_equal_the_published_rules(name, N):
     grid = VPSchedule(BETA_MIN, BETA_MAX, 1.0, 1e-3).grid(N)

@@ -12,9 +12,9 @@ import sympy as sp
 import theory.finite_step
 import theory.multistep
 from theory import steps
-from theory.steps import _D, _D_next, _pf_drift, _score
-from theory.symbols import (G_prev, b_prev, eta, h, s, s_dot, s_next, s_noise, s_prev, sigma, sigma_dot, sigma_next, sigma_prev,
-                            x, x_prev, z)
+from theory.steps import _D, _D_mid, _D_next, _pf_drift, _score
+from theory.symbols import (G_prev, b_prev, eta, h, s, s_dot, s_dot_mid, s_dot_next, s_mid, s_next, s_noise, s_prev, sigma,
+                            sigma_dot, sigma_dot_mid, sigma_dot_next, sigma_mid, sigma_next, sigma_prev, x, x_prev, z)
 from verify.linear import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's __array__ under numpy 2, in diffusers
@@ -48,6 +48,15 @@ def heun_t_with_stale_derivatives(to_zero):
     return x - h * (slope + _pf_drift(x_pred, s_next, s_dot, sigma_next, sigma_dot, _D_next)) / 2
 
 
+def rk4_t_with_swapped_weights(to_zero):
+    """RK4's weights 1, 2, 2, 1 read as 2, 1, 1, 2 (still consistent: sum 6; the order drops)."""
+    k1 = _pf_drift(x, s, s_dot, sigma, sigma_dot, _D)
+    k2 = _pf_drift(x - h / 2 * k1, s_mid, s_dot_mid, sigma_mid, sigma_dot_mid, _D_mid)
+    k3 = _pf_drift(x - h / 2 * k2, s_mid, s_dot_mid, sigma_mid, sigma_dot_mid, _D_mid)
+    k4 = _pf_drift(x - h * k3, s_next, s_dot_next, sigma_next, sigma_dot_next, _D_next)
+    return x - h / 6 * (2 * k1 + k2 + k3 + 2 * k4)
+
+
 def ddpm_t_without_rescaling(to_zero):
     """score_sde's step without the 1/sqrt(1 - beta)."""
     beta = -2 * h * s_dot / s
@@ -72,6 +81,8 @@ ROWS = [
      ["--sampler", "euler_t", "--schedule", "vp", "--steps", "50"], PROBE),
     ("PF-ODE Heun in t corrector", "UPDATES", "heun_t", heun_t_with_stale_derivatives,
      ["--sampler", "heun_t", "--schedule", "vp", "--steps", "20"], PROBE),
+    ("PF-ODE RK4 in t weights", "UPDATES", "rk4_t", rk4_t_with_swapped_weights,
+     ["--sampler", "rk4_t", "--schedule", "vp", "--steps", "20"], PROBE),
     ("score_sde DDPM in t rescaling", "UPDATES", "ddpm_t", ddpm_t_without_rescaling,
      ["--sampler", "ddpm_t", "--schedule", "vp", "--steps", "50"], PROBE),
     ("DPM-Solver++(2M) step ratio", "MULTISTEP_UPDATES", "dpmpp_2m", dpmpp_2m_with_inverted_ratio,

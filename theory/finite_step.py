@@ -53,10 +53,10 @@ class Diagonal:
 
     @staticmethod
     def advance(sampler, to_zero, coefficients, levels, m, C):
-        """One step of ``(m, C)`` by the sampler's fused elementwise kernel (``_fused``); ``levels = (G, b, G', b')``."""
+        """One step of ``(m, C)`` by the sampler's fused elementwise kernel (``_fused``); ``levels``: name -> gain
+        or offset (``G``, ``b`` and, where the step calls the denoiser there, ``G_next``, ``b_next``, ``G_mid``, ...)."""
         values = [value for name in VECTOR_ORDER for value, _ in coefficients.get(name, ())]
-        G, b, G_next, b_next = levels
-        return _fused(sampler, to_zero)(values, G, G_next, b, b_next, m, C)
+        return _fused(sampler, to_zero)(values, *(levels.get(name) for name in LEVELS), m, C)
 
 
 class Dense:
@@ -91,7 +91,7 @@ class Dense:
     @classmethod
     def advance(cls, sampler, to_zero, coefficients, levels, m, C):
         """One step of ``(m, C)``: ``m <- A m + c``, ``C <- A C A^T + Q Q^T`` from the step's affine map."""
-        A, c, Q = step_affine(coefficients, *levels, cls)
+        A, c, Q = step_affine(coefficients, levels, cls)
         C = cls.congruence(A, C)
         if Q is not None:                 # q I adds q^2 on the diagonal, no product formed
             C = cls.plus_identity(C, Q * Q) if isinstance(Q, float) else C + cls.gram(Q)
@@ -132,8 +132,9 @@ def grid_values(grid, i) -> tuple:
     sigma_dot = (nan, nan) if grid.sigma_dot is None else (grid.sigma_dot[i], grid.sigma_dot[i + 1])
     eta = np.ones(i.shape) if grid.eta is None else grid.eta[i]
     sigma_hat = grid.sigma[i] if grid.sigma_hat is None else grid.sigma_hat[i]  # EDM churn; none: sigma_i
+    mid = (nan,) * 4 if grid.mid is None else (grid.mid.sigma[i], grid.mid.s[i], grid.mid.s_dot[i], grid.mid.sigma_dot[i])
     return (grid.sigma[i], grid.sigma[i + 1], grid.s[i], grid.s[i + 1], s_dot[0], sigma_dot[0],
-            grid.t[i] - grid.t[i + 1], eta, s_dot[1], sigma_dot[1], np.full(i.shape, grid.s_noise), sigma_hat)
+            grid.t[i] - grid.t[i + 1], eta, s_dot[1], sigma_dot[1], np.full(i.shape, grid.s_noise), sigma_hat, *mid)
 
 
 def step_coefficients(sampler, grid) -> list:
@@ -158,7 +159,9 @@ def step_coefficients(sampler, grid) -> list:
     return table
 
 
-VECTOR_ORDER = ("x", "b", "b_next", "z")  # the order of a step's coefficient values in ``values``
+VECTOR_ORDER = ("x", "b", "b_next", "b_mid", "z")  # the order of a step's coefficient values in ``values``
+LEVELS = ("G", "b", "G_next", "b_next", "G_mid", "b_mid")  # a step's denoiser at sigma_i, sigma_{i+1}, sigma_{i+1/2}
+OFFSETS = {"b": "G", "b_next": "G_next", "b_mid": "G_mid"}  # each offset vector and the gain of the same call
 
 
 @cache
@@ -166,8 +169,8 @@ def _fused(sampler: str, to_zero: bool):
     """The whole step ``(m, v) -> (A m + c, A^2 v + Q^2)`` for commuting (elementwise) gains, lambdified once
     with common subexpressions shared: one numpy call per step, as few vector operations as a hand-written loop.
     Its first argument is the step's coefficient values in ``VECTOR_ORDER``."""
-    gains = dict(zip(("G", "G_next"), sp.symbols("G G_next")))
-    offsets = dict(zip(("b", "b_next"), sp.symbols("b b_next")))
+    symbols = dict(zip(LEVELS, sp.symbols(LEVELS)))
+    gains, offsets = ({name: symbols[name] for name in group} for group in (OFFSETS.values(), OFFSETS))
     terms, k, coefficients = step_map(sampler, to_zero).terms, iter(sp.symbols("k0:256")), []
 
     def part(vector):
@@ -177,11 +180,10 @@ def _fused(sampler: str, to_zero: bool):
             total += coefficients[-1] * sp.Mul(*[gains[n] for n in names])
         return total
     A = part("x")
-    c = part("b") * offsets["b"] + part("b_next") * offsets["b_next"]
+    c = sum((part(name) * offsets[name] for name in OFFSETS), sp.Integer(0))
     Q = part("z")
     m, v = sp.symbols("m v")
-    return sp.lambdify((coefficients, *gains.values(), *offsets.values(), m, v), [A * m + c, A**2 * v + Q**2],
-                       "numpy", cse=True)
+    return sp.lambdify((coefficients, *symbols.values(), m, v), [A * m + c, A**2 * v + Q**2], "numpy", cse=True)
 
 
 def _combine(parts, gains, algebra, products: dict, vector=None):
@@ -207,15 +209,17 @@ def _combine(parts, gains, algebra, products: dict, vector=None):
     return identity if total is None else algebra.plus_identity(total, identity)
 
 
-def step_affine(coefficients: dict, G, b, G_next, b_next, algebra):
-    """``(A_i, c_i, Q_i)`` of one step from its coefficient values and the gains at ``sigma_i``, ``sigma_{i+1}``
-    (``Q_i`` is None for a noise-free step and a float ``q`` for ``Q_i = q I``)."""
-    gains, products = {"G": G, "G_next": G_next}, {}
+def step_affine(coefficients: dict, levels: dict, algebra):
+    """``(A_i, c_i, Q_i)`` of one step from its coefficient values and ``levels`` (name -> the denoiser's gains and
+    offsets at the levels the step calls it: ``G``, ``b`` at sigma_i; ``G_next``, ``b_next``; ``G_mid``, ``b_mid``).
+    ``Q_i`` is None for a noise-free step and a float ``q`` for ``Q_i = q I``."""
+    gains, products = {name: levels.get(name) for name in OFFSETS.values()}, {}
     A = _combine(coefficients["x"], gains, algebra, products)
-    A = algebra.plus_identity(0.0 * G, A) if isinstance(A, float) else A
-    c = _combine(coefficients.get("b", ()), gains, algebra, products, b)
-    if "b_next" in coefficients:
-        c = c + _combine(coefficients["b_next"], gains, algebra, products, b_next)
+    A = algebra.plus_identity(0.0 * levels["G"], A) if isinstance(A, float) else A
+    c = _combine(coefficients.get("b", ()), gains, algebra, products, levels["b"])
+    for name in ("b_next", "b_mid"):
+        if name in coefficients:
+            c = c + _combine(coefficients[name], gains, algebra, products, levels[name])
     Q = _combine(coefficients["z"], gains, algebra, products) if "z" in coefficients else None
     return A, c, Q
 
@@ -241,9 +245,11 @@ def propagate(sampler, grid, affine, start: GaussianLaw, algebra) -> GaussianLaw
     m, C = start.mean, start.cov
     table, at = step_coefficients(sampler, grid), cache(lambda sigma: affine(sigma))  # each level once
     for i, coefficients in enumerate(table):
-        G, b = at(grid.sigma_hat_at(i))  # the step's first denoiser call: sigma_i, or sigma_hat_i under churn
-        G_next, b_next = at(float(grid.sigma[i + 1])) if "b_next" in coefficients else (None, None)
-        levels = (G, b, G_next, b_next)
+        levels = dict(zip(("G", "b"), at(grid.sigma_hat_at(i))))  # first call: sigma_i, or sigma_hat_i under churn
+        if "b_next" in coefficients:
+            levels.update(zip(("G_next", "b_next"), at(float(grid.sigma[i + 1]))))
+        if "b_mid" in coefficients:  # RK4's middle stages
+            levels.update(zip(("G_mid", "b_mid"), at(float(grid.mid.sigma[i]))))
         m, C = algebra.advance(sampler, bool(grid.sigma[i + 1] == 0), coefficients, levels, m, C)
     return GaussianLaw(m, C, start.basis)
 
@@ -281,8 +287,9 @@ class FiniteStepLaw(Result):
                        "on a last step to $\\sigma = 0$."),
             assumptions=("affine denoiser at every noise level the sampler visits",
                          "Gaussian start $x_0 \\sim \\mathcal{N}(m_0, C_0)$, noise independent across steps",
-                         "Euler--Maruyama and the steps in $t$ (euler\\_t, heun\\_t, ddpm\\_t): continuous-time "
-                         "schedule; exponential integrator, ddpm\\_large, ddpm\\_t: $s^2(1+\\sigma^2)=1$",
+                         "Euler--Maruyama and the steps in $t$ (euler\\_t, heun\\_t, rk4\\_t, ddpm\\_t): "
+                         "continuous-time schedule (rk4\\_t: also at each step's midpoint $t_i - h/2$); exponential "
+                         "integrator, ddpm\\_large, ddpm\\_t: $s^2(1+\\sigma^2)=1$",
                          "ancestral, ddpm\\_large: the grid's per-step noise multiplier $\\eta_i \\in [0, 1]$ (default 1)"),
             formulas=formulas,
         )

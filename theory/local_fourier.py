@@ -73,7 +73,7 @@ class Blocks:
 
     def advance(self, sampler, to_zero, coefficients, levels, m, C):
         """One step of ``(m, C)`` per Fourier mode: ``m <- A m + c``, ``C <- A C A^H + Q Q^H``."""
-        A, c, Q = step_affine(coefficients, *levels, self)
+        A, c, Q = step_affine(coefficients, levels, self)
         C = self.congruence(A, C)
         if Q is not None:                 # a float q means q I: q^2 on every block's diagonal
             C = self.plus_identity(C, Q * Q) if isinstance(Q, float) else C + self.gram(Q)

@@ -18,10 +18,12 @@ import sympy as sp
 
 from numerics.registry import SPECS
 from numerics.validation import choice
-from theory.symbols import (G, G_next, G_prev, b, b_next, b_prev, eta, h, s, s_dot, s_dot_next, s_next, s_noise, s_prev,
-                            sigma, sigma_dot, sigma_dot_next, sigma_hat, sigma_next, sigma_prev, x, x_prev, z)
+from theory.symbols import (G, G_mid, G_next, G_prev, b, b_mid, b_next, b_prev, eta, h, s, s_dot, s_dot_mid, s_dot_next,
+                            s_mid, s_next, s_noise, s_prev, sigma, sigma_dot, sigma_dot_mid, sigma_dot_next, sigma_hat,
+                            sigma_mid, sigma_next, sigma_prev, x, x_prev, z)
 
-GRID_SYMBOLS = (sigma, sigma_next, s, s_next, s_dot, sigma_dot, h, eta, s_dot_next, sigma_dot_next, s_noise, sigma_hat)
+GRID_SYMBOLS = (sigma, sigma_next, s, s_next, s_dot, sigma_dot, h, eta, s_dot_next, sigma_dot_next, s_noise, sigma_hat,
+                sigma_mid, s_mid, s_dot_mid, sigma_dot_mid)
 MULTISTEP_SYMBOLS = GRID_SYMBOLS + (sigma_prev, s_prev)
 
 
@@ -31,6 +33,10 @@ def _D(y):
 
 def _D_next(y):
     return G_next * y + b_next
+
+
+def _D_mid(y):
+    return G_mid * y + b_mid
 
 
 def _euler(to_zero):
@@ -130,6 +136,18 @@ def _heun_t(to_zero):
     return x - h * (slope + slope_pred) / 2
 
 
+def _rk4_t(to_zero):
+    """Classical RK4 in ``t`` on ``x``: stages at ``t_i``, ``t_i - h/2`` (twice) and ``t_{i+1}``; Euler on a step
+    to sigma = 0."""
+    if to_zero:
+        return _euler_t(to_zero)
+    k1 = _pf_drift(x, s, s_dot, sigma, sigma_dot, _D)
+    k2 = _pf_drift(x - h / 2 * k1, s_mid, s_dot_mid, sigma_mid, sigma_dot_mid, _D_mid)
+    k3 = _pf_drift(x - h / 2 * k2, s_mid, s_dot_mid, sigma_mid, sigma_dot_mid, _D_mid)
+    k4 = _pf_drift(x - h * k3, s_next, s_dot_next, sigma_next, sigma_dot_next, _D_next)
+    return x - h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+
+
 def _ddpm_t(to_zero):
     """score_sde's VP ancestral step, ``beta_i = beta(t_i) h = -2 h s_dot / s``: ``(x + beta score)/sqrt(1-beta) + sqrt(beta) z``."""
     beta = -2 * h * s_dot / s
@@ -150,10 +168,10 @@ def _dpmpp_2m(to_zero):
 UPDATES = {"euler": _euler, "heun": _heun, "ddim": _ddim, "ddpm": _ddpm,
            "euler_maruyama": _euler_maruyama, "exponential_vp": _exponential_vp,
            "ancestral": _ancestral, "ddpm_large": _ddpm_large, "euler_t": _euler_t, "heun_t": _heun_t,
-           "ddpm_t": _ddpm_t, "edm_churn": _edm_churn}
+           "rk4_t": _rk4_t, "ddpm_t": _ddpm_t, "edm_churn": _edm_churn}
 TITLES = {name: spec.title for name, spec in SPECS.items()}  # names in words for the export (one registry)
 MULTISTEP_UPDATES = {"dpmpp_2m": _dpmpp_2m}  # x_{i+1} = A x_i + B x_{i-1} + c: propagated by theory.multistep
-VECTORS = {"x": x, "z": z, "b": b, "b_next": b_next, "x_prev": x_prev, "b_prev": b_prev}
+VECTORS = {"x": x, "z": z, "b": b, "b_next": b_next, "b_mid": b_mid, "x_prev": x_prev, "b_prev": b_prev}
 
 
 @dataclass(frozen=True)
@@ -184,9 +202,16 @@ def _split(expression) -> dict:
         commutative, ordered = term.args_cnc()
         vector = ordered[-1]
         name = next(k for k, v in VECTORS.items() if v == vector)
-        gains = tuple(str(factor) for factor in ordered[:-1])
+        gains = tuple(name for factor in ordered[:-1] for name in _names(factor))
         terms[name].append((sp.Mul(*commutative), gains))
     return {name: _collect(parts) for name, parts in terms.items() if parts}
+
+
+def _names(factor) -> tuple:
+    """A gain factor as names left to right: ``G_mid**2`` (sympy's form of ``G_mid G_mid``) is two."""
+    if factor.is_Pow:
+        return (str(factor.base),) * int(factor.exp)
+    return (str(factor),)
 
 
 def _collect(parts):

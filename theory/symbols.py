@@ -18,7 +18,11 @@ s_dot_next = sp.Symbol("s_dot_next", real=True)   # ds/dt at t_{i+1}
 sigma_dot_next = sp.Symbol("sigma_dot_next", positive=True)  # dsigma/dt at t_{i+1}
 sigma_prev = sp.Symbol("sigma_prev", positive=True)  # sigma(t_{i-1}) (multistep)
 s_prev = sp.Symbol("s_prev", positive=True)
-sigma_hat = sp.Symbol("sigma_hat", positive=True)  # EDM Alg. 2: the churned level sigma_hat_i >= sigma_i       # s(t_{i-1}) (multistep)
+sigma_hat = sp.Symbol("sigma_hat", positive=True)  # EDM Alg. 2: the churned level sigma_hat_i >= sigma_i
+sigma_mid = sp.Symbol("sigma_mid", positive=True)  # sigma(t_i - h/2): RK4's middle stages
+s_mid = sp.Symbol("s_mid", positive=True)          # s(t_i - h/2)
+s_dot_mid = sp.Symbol("s_dot_mid", real=True)      # ds/dt at t_i - h/2
+sigma_dot_mid = sp.Symbol("sigma_dot_mid", positive=True)  # dsigma/dt at t_i - h/2
 v0 = sp.Symbol("v_0", positive=True)              # initial variance along a direction
 m0 = sp.Symbol("m_0", real=True)                  # initial mean along a direction
 
@@ -27,6 +31,7 @@ G, G_next = sp.symbols("G G_next", commutative=False)  # denoiser gains at sigma
 b, b_next = sp.symbols("b b_next", commutative=False)  # denoiser offsets: D(y) = G y + b
 x, z = sp.symbols("x z", commutative=False)             # state and standard-normal noise
 G_prev, b_prev, x_prev = sp.symbols("G_prev b_prev x_prev", commutative=False)  # the step before (multistep)
+G_mid, b_mid = sp.symbols("G_mid b_mid", commutative=False)  # the denoiser at sigma(t_i - h/2) (RK4)
 
 # How the export typesets the code-named symbols: the paper's notation, never a code name.
 LATEX_NAMES = {
@@ -38,7 +43,9 @@ LATEX_NAMES = {
 for _name, _tex in (("s_dot_next", r"\dot s_{i+1}"), ("sigma_dot_next", r"\dot\sigma_{i+1}"),
                     ("sigma_prev", r"\sigma_{i-1}"), ("s_prev", r"s_{i-1}"), ("s_noise", r"S_{\mathrm{noise}}"),
                     ("G_prev", r"G_{\sigma_{i-1}}"), ("b_prev", r"b_{\sigma_{i-1}}"), ("x_prev", r"x_{i-1}"),
-                    ("eta", r"\eta_i"), ("sigma_hat", r"\hat\sigma_i")):
+                    ("eta", r"\eta_i"), ("sigma_hat", r"\hat\sigma_i"), ("sigma_mid", r"\sigma_{i+1/2}"),
+                    ("s_mid", r"s_{i+1/2}"), ("s_dot_mid", r"\dot s_{i+1/2}"), ("sigma_dot_mid", r"\dot\sigma_{i+1/2}"),
+                    ("G_mid", r"G_{\sigma_{i+1/2}}"), ("b_mid", r"b_{\sigma_{i+1/2}}")):
     if _name in globals():
         LATEX_NAMES[globals()[_name]] = _tex
 LATEX_NAMES.update({sp.Symbol("m_{end}"): r"m_{\mathrm{end}}", sp.Symbol("v_{end}"): r"v_{\mathrm{end}}"})

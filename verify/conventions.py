@@ -27,6 +27,7 @@ from verify.targets import make_target
 CIFAR = pathlib.Path(__file__).resolve().parent.parent / "data" / "cifar10_covariance_eigenvalues.npy"
 VP_CONVENTIONS = {  # name -> (sampler, evaluations per step)
     "PF-ODE Euler in t on x": ("euler_t", 1), "PF-ODE Heun in t on x": ("heun_t", 2),
+    "PF-ODE RK4 in t on x": ("rk4_t", 4),
     "Euler-Maruyama in t": ("euler_maruyama", 1), "DDPM, beta_i = beta(t_i) dt (score_sde)": ("ddpm_t", 1),
     "exponential integrator (frozen score)": ("exponential_vp", 1), "DDIM = PF-ODE Euler in sigma": ("ddim", 1),
     "PF-ODE Heun in sigma (EDM)": ("heun", 2), "DDPM ancestral, posterior variance": ("ddpm", 1),
