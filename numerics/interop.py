@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from numerics.noise import PhiloxNoise, draw_gaussian, randn_like
-from numerics.schedules import Grid, alpha_bar_grid, sigma_grid
+from numerics.registry import CHURN_PREDICTIONS
+from numerics.schedules import Grid, alpha_bar_grid, churned, sigma_grid
 from numerics.validation import choice, positive_int
 
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
@@ -112,8 +113,24 @@ def _check_dpm(scheduler) -> None:
             raise ValueError(f"DPMSolverMultistepScheduler: only {key}={value!r} is supported, got {_config(scheduler, key)!r}")
 
 
-def _sigma_spec(scheduler) -> SchedulerSpec:
-    """Euler, Euler ancestral, Heun, DPM-Solver++(2M): the scheduler's own ``sigmas`` (Heun's de-duplicated)."""
+CHURN_KEYS = ("s_churn", "s_tmin", "s_tmax", "s_noise")  # EulerDiscreteScheduler.step's keywords
+
+
+def _churn(name: str, churn: dict | None) -> dict | None:
+    """``EulerDiscreteScheduler.step``'s ``s_churn, s_tmin, s_tmax, s_noise`` (None or s_churn = 0: no churn)."""
+    if not churn or not churn.get("s_churn"):
+        return None
+    if name != "EulerDiscreteScheduler":
+        raise ValueError(f"s_churn is EulerDiscreteScheduler.step's; {name} has none")
+    unknown = set(churn) - set(CHURN_KEYS)
+    if unknown:
+        raise ValueError(f"churn keywords are {CHURN_KEYS}, got {sorted(unknown)}")
+    return {"s_tmin": 0.0, "s_tmax": float("inf"), "s_noise": 1.0, **churn}
+
+
+def _sigma_spec(scheduler, churn: dict | None = None) -> SchedulerSpec:
+    """Euler, Euler ancestral, Heun, DPM-Solver++(2M): the scheduler's own ``sigmas`` (Heun's de-duplicated);
+    Euler with ``s_churn > 0``: the churn levels on that grid and the sampler of its ``prediction_type``."""
     name = type(scheduler).__name__
     if name == "DPMSolverMultistepScheduler":
         _check_dpm(scheduler)
@@ -123,17 +140,22 @@ def _sigma_spec(scheduler) -> SchedulerSpec:
         sigmas = np.append(sigmas[0:-1:2], sigmas[-1])
     state_scale = math.sqrt(1 + sigmas[0] ** 2) if name in SIGMA_STATE else 1.0  # y_0 = x_0 / s_0
     prior_std = float(scheduler.init_noise_sigma) / state_scale
-    grid = sigma_grid(sigmas, variance_preserving=True, prior_std=prior_std)
-    return SchedulerSpec(SIGMA_SAMPLERS[name], replace(grid, schedule=name), state_scale, sigma_of)
+    grid, sampler = sigma_grid(sigmas, variance_preserving=True, prior_std=prior_std), SIGMA_SAMPLERS[name]
+    if churn is not None:  # gamma_i = min(s_churn / N, sqrt 2 - 1) where s_tmin <= sigma_i <= s_tmax, as in churned
+        grid = churned(grid, churn["s_churn"], churn["s_tmin"], churn["s_tmax"], churn["s_noise"])
+        sampler = CHURN_PREDICTIONS[_config(scheduler, "prediction_type", "epsilon")]
+    return SchedulerSpec(sampler, replace(grid, schedule=name), state_scale, sigma_of)
 
 
-def scheduler_spec(scheduler, steps: int, eta: float = 0.0) -> SchedulerSpec:
+def scheduler_spec(scheduler, steps: int, eta: float = 0.0, churn: dict | None = None) -> SchedulerSpec:
     """Call ``scheduler.set_timesteps(steps)`` and return the project's sampler and grid for its loop.
 
-    ``eta`` is DDIM's ``step(eta=...)`` (stochastic DDIM is the ``ancestral`` sampler).
+    ``eta`` is DDIM's ``step(eta=...)`` (stochastic DDIM is the ``ancestral`` sampler); ``churn`` holds
+    ``EulerDiscreteScheduler.step``'s ``s_churn, s_tmin, s_tmax, s_noise``.
     """
     name = type(scheduler).__name__
     choice(name, "scheduler", SCHEDULERS)
+    churn = _churn(name, churn)
     _refuse_nonlinear(scheduler)
     for key, value in vars(scheduler).items():  # alphas_cumprod etc.: float64 scalars in every step
         if isinstance(value, torch.Tensor) and value.is_floating_point():
@@ -141,7 +163,7 @@ def scheduler_spec(scheduler, steps: int, eta: float = 0.0) -> SchedulerSpec:
     if not 0 <= eta <= 1 or (eta != 0 and name != "DDIMScheduler"):
         raise ValueError(f"eta must be in [0, 1] and is DDIM's only, got eta={eta!r} for {name}")
     scheduler.set_timesteps(positive_int(steps, "steps"))
-    return _discrete_spec(scheduler, eta) if name in ("DDIMScheduler", "DDPMScheduler") else _sigma_spec(scheduler)
+    return _discrete_spec(scheduler, eta) if name in ("DDIMScheduler", "DDPMScheduler") else _sigma_spec(scheduler, churn)
 
 
 SCHEDULERS = ("DDIMScheduler", "DDPMScheduler", *SIGMA_SAMPLERS)
@@ -179,19 +201,22 @@ def model_output(denoiser, sigma_of: dict, prediction_type: str = "epsilon"):
     return model
 
 
-def run_scheduler(scheduler, denoiser, x, steps: int, *, eta: float = 0.0, noise_sampler=None, generator=None):
+def run_scheduler(scheduler, denoiser, x, steps: int, *, eta: float = 0.0, churn: dict | None = None,
+                  noise_sampler=None, generator=None):
     """The scheduler's own loop from ``x`` (the project's state at ``t_0``), in float64; returns ``x_N``.
 
-    ``noise_sampler(i, x)`` gives step ``i``'s fresh noise (default: from ``generator``).
+    ``noise_sampler(i, x)`` gives step ``i``'s fresh noise (default: from ``generator``); ``churn``: Euler's
+    ``step(s_churn=...)`` keywords. The model runs before ``step``, as in diffusers' pipelines.
     """
     with float64(type(scheduler)):
-        spec = scheduler_spec(scheduler, steps, eta)
+        spec = scheduler_spec(scheduler, steps, eta, churn)
+    step_keywords = _churn(type(scheduler).__name__, churn) or {}
     model = model_output(denoiser, spec.sigma_of, _config(scheduler, "prediction_type", "epsilon"))
     sample, step = x * spec.state_scale, [0]
     draw = noise_sampler or (lambda i, state: randn_like(state, generator))
     with float64(type(scheduler), noise=lambda shape: draw(step[0], sample)):
         for t in scheduler.timesteps:
-            extra = {"eta": eta, "variance_noise": draw(step[0], sample)} if eta else {}
+            extra = {"eta": eta, "variance_noise": draw(step[0], sample)} if eta else dict(step_keywords)
             output = model(scheduler.scale_model_input(sample, t), t)
             sample = scheduler.step(output, t, sample, **extra).prev_sample
             finished = getattr(scheduler, "state_in_first_order", True)  # Heun: two calls make one step
@@ -200,13 +225,13 @@ def run_scheduler(scheduler, denoiser, x, steps: int, *, eta: float = 0.0, noise
 
 
 def sample_scheduler(scheduler, denoiser, steps: int, start_mean, start_cov, n: int, *, seed: int,
-                     eta: float = 0.0, batch_size: int = 4096) -> torch.Tensor:
+                     eta: float = 0.0, churn: dict | None = None, batch_size: int = 4096) -> torch.Tensor:
     """``n`` outputs of the scheduler's loop from ``x_0 ~ N(start_mean, start_cov)``, per-sample seeded."""
     out, batch_size = [], positive_int(batch_size, "batch_size")
     for first in range(0, positive_int(n, "n"), batch_size):
         generator = PhiloxNoise(seed, first, min(batch_size, n - first))
         x = draw_gaussian(np.asarray(start_mean), np.asarray(start_cov), generator.count, generator)
-        out.append(run_scheduler(scheduler, denoiser, x, steps, eta=eta, generator=generator))
+        out.append(run_scheduler(scheduler, denoiser, x, steps, eta=eta, churn=churn, generator=generator))
     return torch.cat(out).to(torch.float64)
 
 

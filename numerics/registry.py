@@ -19,6 +19,8 @@ class SamplerSpec:
     multistep: bool = False
     title: str = ""  # the sampler in words (LaTeX), for the export
     limit: str | None = "kind"  # the continuous-time flow it discretizes: "ode", "sde", None (neither); "kind": = kind
+    churn: str | None = None  # it reads grid.sigma_hat; its first denoiser call sits "after" the churn, at sigma_hat
+    #                           (EDM Alg. 2), or "before" it, at sigma_i on the pre-churn state (diffusers' Euler)
 
     @property
     def continuous_limit(self) -> str | None:
@@ -47,8 +49,18 @@ SPECS = {
     "rk4_t": SamplerSpec("ode", ("continuous", "midpoints"), title="probability-flow RK4 in $t$"),
     "ddpm_t": SamplerSpec("sde", ("continuous", "variance_preserving"), title="DDPM in $t$ (score\\_sde)"),
     "dpmpp_2m": SamplerSpec("ode", multistep=True, title="DPM-Solver++(2M)"),
-    "edm_churn": SamplerSpec("sde", title="EDM Algorithm 2 (stochastic Heun, $S_{\\mathrm{churn}}$)", limit=None),
+    "edm_churn": SamplerSpec("sde", title="EDM Algorithm 2 (stochastic Heun, $S_{\\mathrm{churn}}$)", limit=None,
+                             churn="after"),
+    **{f"euler_churn_{kind}": SamplerSpec("sde", title=f"diffusers' Euler with $S_{{\\mathrm{{churn}}}}$, {kind} output",
+                                          limit=None, churn="before") for kind in ("epsilon", "sample", "v")},
 }
+CHURN_PREDICTIONS = {"epsilon": "euler_churn_epsilon", "sample": "euler_churn_sample", "v_prediction": "euler_churn_v"}
+"""diffusers' ``EulerDiscreteScheduler.step(s_churn > 0)``: the sampler for each ``prediction_type``."""
+
+
+def first_call_level(name: str, grid, i: int) -> float:
+    """The noise level of step ``i``'s first denoiser call: ``sigma_hat_i`` after an EDM churn, else ``sigma_i``."""
+    return grid.sigma_hat_at(i) if SPECS[name].churn == "after" else float(grid.sigma[i])
 
 
 def require(name: str, grid) -> None:
@@ -58,6 +70,9 @@ def require(name: str, grid) -> None:
         raise ValueError(f"sampler {name!r} needs a continuous-time schedule; {grid.schedule!r} is discrete")
     if "variance_preserving" in needs and not grid.variance_preserving:
         raise ValueError(f"sampler {name!r} needs a variance-preserving schedule (vp, ddpm), got {grid.schedule!r}")
+    if grid.sigma_hat is not None and SPECS[name].churn is None:
+        raise ValueError(f"the grid has churn levels (grid.sigma_hat) and sampler {name!r} has no churn; use edm_churn "
+                         "or an euler_churn_* sampler, or a grid without churn")
     if "midpoints" in needs and grid.mid is None:
         raise ValueError(f"sampler {name!r} needs the schedule at each step's midpoint t_i - h_i/2 (grid.mid, set by "
                          f"the built-in continuous schedules ve, vp); {grid.schedule!r} grid has none")

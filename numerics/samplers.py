@@ -171,6 +171,36 @@ def sample_ddpm_large(denoiser, x, grid: Grid, *, generator=None, callback=None,
     return x
 
 
+X0_READINGS = {  # diffusers' EulerDiscreteScheduler: its model output at (y, sigma), read as x0 after the churn
+    "epsilon": lambda y, y_hat, denoised, sigma, sigma_hat: y_hat - sigma_hat * (y - denoised) / sigma,
+    "sample": lambda y, y_hat, denoised, sigma, sigma_hat: denoised,
+    "v": lambda y, y_hat, denoised, sigma, sigma_hat: denoised + (y_hat - y) / (1 + sigma**2),
+}
+
+
+def _diffusers_euler_churn(kind: str):
+    """``sample_euler_churn_<kind>``: diffusers' ``EulerDiscreteScheduler.step(s_churn=...)``. The pipeline calls the
+    model on the pre-churn state at ``sigma_i``; ``step`` then churns to ``sigma_hat`` (``grid.sigma_hat``) and reads
+    the model output as ``x0`` with ``sigma_hat``: epsilon ``y_hat - sigma_hat eps``, sample ``D``, v ``c_skip y_hat
+    + c_out v`` at ``sigma_i``; one Euler step from ``sigma_hat``."""
+    name, x0_reading = f"euler_churn_{kind}", X0_READINGS[kind]
+
+    def sample(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
+        require(name, grid)
+        noise = _noise(noise_sampler, generator)
+        for i in range(grid.steps):
+            sigma, sigma_hat, sigma_next = float(grid.sigma[i]), grid.sigma_hat_at(i), float(grid.sigma[i + 1])
+            y = x / float(grid.s[i])
+            denoised = denoiser(y, sigma)                                   # the model, before the churn
+            y_hat = y + grid.s_noise * math.sqrt(max(sigma_hat**2 - sigma**2, 0.0)) * noise(i, y)  # churn
+            x0 = x0_reading(y, y_hat, denoised, sigma, sigma_hat)
+            x = float(grid.s[i + 1]) * (y_hat + (sigma_next - sigma_hat) * (y_hat - x0) / sigma_hat)  # Euler
+            _report(callback, i, x, sigma, denoised)
+        return x
+    sample.__name__ = sample.__qualname__ = f"sample_{name}"
+    return sample
+
+
 def _pf_drift(x, s, s_dot, sigma, sigma_dot, denoised):
     """``dx/dt`` of the probability-flow ODE, ``s'/s x - s^2 sigma' sigma score`` (Karras et al. 2022, eq. 4)."""
     return (s_dot / s) * x - s**2 * sigma_dot * sigma * _score(x, s, sigma, denoised)
@@ -278,7 +308,7 @@ RUNS = {"euler": sample_euler, "heun": sample_heun, "ddim": sample_ddim, "ddpm":
         "euler_maruyama": sample_euler_maruyama, "exponential_vp": sample_exponential_vp,
         "ancestral": sample_ancestral, "ddpm_large": sample_ddpm_large, "euler_t": sample_euler_t,
         "heun_t": sample_heun_t, "rk4_t": sample_rk4_t, "ddpm_t": sample_ddpm_t, "dpmpp_2m": sample_dpmpp_2m,
-        "edm_churn": sample_edm_churn}
+        "edm_churn": sample_edm_churn, **{f"euler_churn_{k}": _diffusers_euler_churn(k) for k in X0_READINGS}}
 REGISTRY = {name: Sampler(**vars(spec), run=RUNS[name]) for name, spec in SPECS.items()}
 SAMPLERS = {name: entry.run for name, entry in REGISTRY.items()}
 STOCHASTIC = frozenset(name for name, entry in REGISTRY.items() if entry.kind == "sde")

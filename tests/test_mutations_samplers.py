@@ -57,6 +57,11 @@ def rk4_t_with_swapped_weights(to_zero):
     return x - h / 6 * (2 * k1 + k2 + k3 + 2 * k4)
 
 
+def euler_churn_epsilon_read_at_sigma(to_zero):
+    """diffusers' epsilon output read as x0 with sigma_i instead of sigma_hat (as if the model ran after the churn)."""
+    return steps._diffusers_euler_churn(lambda y, y_hat: y_hat - sigma * (y_hat - _D(y_hat)) / sigma)
+
+
 def ddpm_t_without_rescaling(to_zero):
     """score_sde's step without the 1/sqrt(1 - beta)."""
     beta = -2 * h * s_dot / s
@@ -83,6 +88,8 @@ ROWS = [
      ["--sampler", "heun_t", "--schedule", "vp", "--steps", "20"], PROBE),
     ("PF-ODE RK4 in t weights", "UPDATES", "rk4_t", rk4_t_with_swapped_weights,
      ["--sampler", "rk4_t", "--schedule", "vp", "--steps", "20"], PROBE),
+    ("diffusers Euler churn, model after the churn", "UPDATES", "euler_churn_epsilon", euler_churn_epsilon_read_at_sigma,
+     ["--diffusers", "EulerDiscreteScheduler", "--s-churn", "10", "--steps", "15"], PROBE),
     ("score_sde DDPM in t rescaling", "UPDATES", "ddpm_t", ddpm_t_without_rescaling,
      ["--sampler", "ddpm_t", "--schedule", "vp", "--steps", "50"], PROBE),
     ("DPM-Solver++(2M) step ratio", "MULTISTEP_UPDATES", "dpmpp_2m", dpmpp_2m_with_inverted_ratio,

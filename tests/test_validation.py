@@ -135,8 +135,8 @@ def test_fit_affine_refuses_bad_noise_levels(sigmas):
 # ---------------------------------------------------------------- names: samplers, schedules, targets
 def test_choice_names_the_argument_and_lists_the_allowed():
     with pytest.raises(ValueError, match=r"unknown sampler 'nope'; allowed: ancestral, ddim, ddpm, ddpm_large, "
-                                         r"ddpm_t, dpmpp_2m, edm_churn, euler, euler_maruyama, euler_t, exponential_vp, heun, "
-                                         r"heun_t"):
+                                         r"ddpm_t, dpmpp_2m, edm_churn, euler, euler_churn_epsilon, euler_churn_sample, "
+                                         r"euler_churn_v, euler_maruyama, euler_t, exponential_vp, heun, heun_t, rk4_t"):
         validation.choice("nope", "sampler", SAMPLERS)
     with pytest.raises(ValueError, match=r"unknown schedule 'nope'; allowed: ddpm, ve, vp"):
         validation.choice("nope", "schedule", SCHEDULES)

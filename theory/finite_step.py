@@ -20,7 +20,7 @@ from theory.result import Result
 from theory.steps import GRID_SYMBOLS, MULTISTEP_UPDATES, TITLES, UPDATES, step_map
 from theory.symbols import b, b_next
 from numerics import validation
-from numerics.registry import require
+from numerics.registry import first_call_level, require
 from numerics.validation import choice
 
 
@@ -245,7 +245,7 @@ def propagate(sampler, grid, affine, start: GaussianLaw, algebra) -> GaussianLaw
     m, C = start.mean, start.cov
     table, at = step_coefficients(sampler, grid), cache(lambda sigma: affine(sigma))  # each level once
     for i, coefficients in enumerate(table):
-        levels = dict(zip(("G", "b"), at(grid.sigma_hat_at(i))))  # first call: sigma_i, or sigma_hat_i under churn
+        levels = dict(zip(("G", "b"), at(first_call_level(sampler, grid, i))))  # sigma_i, or sigma_hat_i (EDM churn)
         if "b_next" in coefficients:
             levels.update(zip(("G_next", "b_next"), at(float(grid.sigma[i + 1]))))
         if "b_mid" in coefficients:  # RK4's middle stages

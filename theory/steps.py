@@ -68,6 +68,33 @@ def _edm_churn(to_zero):
     return s_next * (y_hat + (sigma_next - sigma_hat) * (slope + slope_pred) / 2)
 
 
+def _diffusers_euler_churn(x0_prediction):
+    """diffusers' ``EulerDiscreteScheduler.step(s_churn=...)``: the model runs on the pre-churn ``y`` at ``sigma_i``
+    (``G``, ``b``), the churn then adds ``S_noise sqrt(sigma_hat^2 - sigma^2) z``, and the model output is read as
+    ``x0`` with ``sigma_hat`` and ``y_hat``, so the step depends on the prediction type: one Euler step from
+    ``sigma_hat`` with slope ``(y_hat - x0) / sigma_hat``."""
+    y = x / s
+    y_hat = y + s_noise * sp.sqrt(sigma_hat**2 - sigma**2) * z
+    x0 = x0_prediction(y, y_hat)
+    return s_next * (y_hat + (sigma_next - sigma_hat) * (y_hat - x0) / sigma_hat)
+
+
+def _euler_churn_epsilon(to_zero):
+    """epsilon output ``(y - D)/sigma``, read as ``x0 = y_hat - sigma_hat eps``."""
+    return _diffusers_euler_churn(lambda y, y_hat: y_hat - sigma_hat * (y - _D(y)) / sigma)
+
+
+def _euler_churn_sample(to_zero):
+    """sample output ``D``, read as ``x0 = D``."""
+    return _diffusers_euler_churn(lambda y, y_hat: _D(y))
+
+
+def _euler_churn_v(to_zero):
+    """v output ``s eps - s sigma D`` (``s = 1/sqrt(1 + sigma^2)``), read as ``x0 = -sigma s v + s^2 y_hat``
+    ``= D + (y_hat - y)/(1 + sigma^2)``."""
+    return _diffusers_euler_churn(lambda y, y_hat: _D(y) + (y_hat - y) / (1 + sigma**2))
+
+
 def _ddim(to_zero):
     """DDIM, eta = 0: ``x' = sqrt(abar') x0_hat + sqrt(1 - abar') eps_hat`` with ``sqrt(abar) = s``, ``sqrt(1-abar) = s sigma``."""
     x0_hat = _D(x / s)
@@ -168,7 +195,9 @@ def _dpmpp_2m(to_zero):
 UPDATES = {"euler": _euler, "heun": _heun, "ddim": _ddim, "ddpm": _ddpm,
            "euler_maruyama": _euler_maruyama, "exponential_vp": _exponential_vp,
            "ancestral": _ancestral, "ddpm_large": _ddpm_large, "euler_t": _euler_t, "heun_t": _heun_t,
-           "rk4_t": _rk4_t, "ddpm_t": _ddpm_t, "edm_churn": _edm_churn}
+           "rk4_t": _rk4_t, "ddpm_t": _ddpm_t, "edm_churn": _edm_churn,
+           "euler_churn_epsilon": _euler_churn_epsilon, "euler_churn_sample": _euler_churn_sample,
+           "euler_churn_v": _euler_churn_v}
 TITLES = {name: spec.title for name, spec in SPECS.items()}  # names in words for the export (one registry)
 MULTISTEP_UPDATES = {"dpmpp_2m": _dpmpp_2m}  # x_{i+1} = A x_i + B x_{i-1} + c: propagated by theory.multistep
 VECTORS = {"x": x, "z": z, "b": b, "b_next": b_next, "b_mid": b_mid, "x_prev": x_prev, "b_prev": b_prev}

@@ -56,9 +56,16 @@ def _refuse_unsupported(cfg) -> None:
                          f"got {cfg.negative_control!r}")
 
 
+def churn(cfg) -> dict | None:
+    """``EulerDiscreteScheduler.step``'s churn keywords from ``--s-churn --s-tmin --s-tmax --s-noise``."""
+    if cfg.s_churn is None:
+        return None
+    return {"s_churn": cfg.s_churn, "s_tmin": cfg.s_tmin, "s_tmax": cfg.s_tmax, "s_noise": cfg.s_noise}
+
+
 def _probe_checks(interop, scheduler, spec, denoiser, cfg, start, predicted) -> list[Check]:
     run = lambda x, noise: interop.run_scheduler(scheduler, denoiser, x, cfg.steps, eta=cfg.eta,  # noqa: E731
-                                                 noise_sampler=noise)
+                                                 churn=churn(cfg), noise_sampler=noise)
     A, c, N = interop.probe(run, cfg.dim, spec.grid.steps, spec.sampler in STOCHASTIC)
     probed, C = probe_law(A, c, N, start), predicted.covariance()
     scale = max(abs(C).max(), 1e-300)
@@ -76,7 +83,7 @@ def run(cfg) -> dict:
     cfg = replace(cfg, eta=eta)
     scheduler = interop.make_scheduler(cfg.diffusers, **load_config(cfg.scheduler_config))
     with interop.float64(type(scheduler)):
-        spec = interop.scheduler_spec(scheduler, cfg.steps, eta)
+        spec = interop.scheduler_spec(scheduler, cfg.steps, eta, churn(cfg))
     target = make_target(cfg.target, cfg.dim, cfg.seed)
     denoiser = WienerDenoiser(target.mean, target.cov)
     initial = STARTS[cfg.init](spec.grid, target.mean, target.cov)
@@ -90,7 +97,7 @@ def run(cfg) -> dict:
         predicted = GaussianLaw(predicted.mean, factor * predicted.covariance())
     checks = _probe_checks(interop, scheduler, spec, denoiser, cfg, start, predicted) if cfg.probe else []
     x = interop.sample_scheduler(scheduler, denoiser, cfg.steps, start.mean, start.cov, cfg.samples,
-                                 seed=cfg.seed, eta=cfg.eta).numpy()
+                                 seed=cfg.seed, eta=cfg.eta, churn=churn(cfg)).numpy()
     checks += stats.gaussian_checks(x, predicted.mean, predicted.covariance(), alpha=cfg.alpha,
                                     null_atol=1e-6 * max(abs(predicted.covariance()).max(), 1e-300) ** 0.5)
     ode_or_sde = spec.sampler if spec.sampler in UPDATES else "ddim"  # the continuous law depends on the kind only

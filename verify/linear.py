@@ -55,10 +55,14 @@ class Config(SamplingConfig):
         super().__post_init__()
         if self.n_train is not None and self.n_train < 2:
             raise ValueError(f"n_train must be >= 2 (one point has zero covariance), got {self.n_train}")
-        if (self.sampler == "edm_churn") != (self.s_churn is not None):
-            raise ValueError("--s-churn goes with --sampler edm_churn (EDM Algorithm 2) and edm_churn needs --s-churn")
+        churns = SPECS[self.sampler].churn is not None if self.diffusers is None else self.diffusers == CHURN_SCHEDULER
+        if self.s_churn is not None and not churns:
+            raise ValueError("--s-churn goes with --sampler edm_churn (EDM Algorithm 2) or euler_churn_*, or with "
+                             f"--diffusers {CHURN_SCHEDULER}")
+        if churns and self.diffusers is None and self.s_churn is None:
+            raise ValueError(f"--sampler {self.sampler} needs --s-churn")
         if self.s_churn is None and (self.s_tmin, self.s_tmax, self.s_noise) != (0.0, float("inf"), 1.0):
-            raise ValueError("--s-tmin, --s-tmax and --s-noise are EDM Algorithm 2's: they need --s-churn")
+            raise ValueError("--s-tmin, --s-tmax and --s-noise are the churn's: they need --s-churn")
         if self.s_churn is not None and not (self.s_churn >= 0 and 0 <= self.s_tmin <= self.s_tmax and self.s_noise >= 0):
             raise ValueError("need --s-churn >= 0, 0 <= --s-tmin <= --s-tmax and --s-noise >= 0")
         if self.negative_control == "unbiased-covariance" and self.n_train is None:
@@ -200,7 +204,9 @@ def parser() -> argparse.ArgumentParser:
                    help="replace the prediction by a deliberately wrong one; the run must FAIL")
     p.add_argument("--eta", type=report.unit_interval_arg, default=None,
                    help="noise multiplier per step in [0, 1]: ancestral / ddpm_large (default 1), DDIM's eta with --diffusers")
-    p.add_argument("--s-churn", type=float, default=None, help="EDM Algorithm 2 (--sampler edm_churn): S_churn")
+    p.add_argument("--s-churn", type=float, default=None,
+                   help="S_churn: EDM Algorithm 2 (--sampler edm_churn), diffusers' Euler (euler_churn_*, "
+                        "--diffusers EulerDiscreteScheduler)")
     p.add_argument("--s-tmin", type=float, default=0.0, help="EDM Algorithm 2: churn only where sigma >= S_tmin")
     p.add_argument("--s-tmax", type=float, default=float("inf"), help="EDM Algorithm 2: churn only where sigma <= S_tmax")
     p.add_argument("--s-noise", type=float, default=1.0, help="EDM Algorithm 2: S_noise, scales the churn noise")
@@ -210,6 +216,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+CHURN_SCHEDULER = "EulerDiscreteScheduler"  # the diffusers scheduler whose step takes s_churn
 HEADER_KEYS = ("dim", "sampler", "schedule", "steps", "samples", "target", "denoiser", "init", "n_train", "dtype", "seed")
 
 
