@@ -89,16 +89,15 @@ def _discrete_spec(scheduler, eta: float) -> SchedulerSpec:
         final = float(scheduler.final_alpha_cumprod)
     else:                          # DDPM steps to the next timestep it visits
         prev, final = np.append(t[1:], -1), 1.0
-    if np.any(prev[:-1] != t[1:]):
-        raise ValueError(f"{name} with timestep_spacing={_config(scheduler, 'timestep_spacing')!r} and "
-                         f"{len(t)} steps ends a step at t - K//N, not at the next timestep: not one grid")
-    alpha_bar = np.append(alphas[t], final if prev[-1] < 0 else alphas[prev[-1]])
+    landing = np.array([final if k < 0 else alphas[k] for k in prev])  # alpha_bar where each step lands
     if name == "DDIMScheduler":
         sampler, noise = ("ddim", None) if eta == 0 else ("ancestral", eta)
     else:
         variance = choice(_config(scheduler, "variance_type"), "variance_type", ("fixed_small", "fixed_large"))
         sampler, noise = ("ddpm", None) if variance == "fixed_small" else ("ddpm_large", (t > 0).astype(float))
-    grid = alpha_bar_grid(alpha_bar, np.append(t, prev[-1]), name, eta=noise)
+    grid = alpha_bar_grid(np.append(alphas[t], landing[-1]), np.append(t, prev[-1]), name, eta=noise)
+    if np.any(prev[:-1] != t[1:]):  # DDIM lands at t - K//N, off the next timestep (e.g. "linspace")
+        grid = replace(grid, land_sigma=np.sqrt((1 - landing) / landing), land_s=np.sqrt(landing))
     return SchedulerSpec(sampler, grid, 1.0, {float(k): float(v) for k, v in zip(t, grid.sigma)})
 
 

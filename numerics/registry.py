@@ -19,6 +19,7 @@ class SamplerSpec:
     multistep: bool = False
     title: str = ""  # the sampler in words (LaTeX), for the export
     limit: str | None = "kind"  # the continuous-time flow it discretizes: "ode", "sde", None (neither); "kind": = kind
+    lands: bool = False  # it reads grid.land_at(i): a step may land off the next grid point (diffusers' DDIM)
     churn: str | None = None  # it reads grid.sigma_hat; its first denoiser call sits "after" the churn, at sigma_hat
     #                           (EDM Alg. 2), or "before" it, at sigma_i on the pre-churn state (diffusers' Euler)
 
@@ -38,11 +39,11 @@ class SamplerSpec:
 SPECS = {
     "euler": SamplerSpec("ode", title="Euler"),
     "heun": SamplerSpec("ode", title="Heun (EDM)"),
-    "ddim": SamplerSpec("ode", title="DDIM"),
+    "ddim": SamplerSpec("ode", title="DDIM", lands=True),
     "ddpm": SamplerSpec("sde", title="DDPM ancestral"),
     "euler_maruyama": SamplerSpec("sde", ("continuous",), title="Euler--Maruyama"),
     "exponential_vp": SamplerSpec("sde", ("variance_preserving",), title="exponential VP integrator"),
-    "ancestral": SamplerSpec("sde", title="Euler ancestral / DDIM with $\\eta$"),
+    "ancestral": SamplerSpec("sde", title="Euler ancestral / DDIM with $\\eta$", lands=True),
     "ddpm_large": SamplerSpec("sde", ("variance_preserving",), title="DDPM, fixed-large variance"),
     "euler_t": SamplerSpec("ode", ("continuous",), title="probability-flow Euler in $t$"),
     "heun_t": SamplerSpec("ode", ("continuous",), title="probability-flow Heun in $t$"),
@@ -73,6 +74,9 @@ def require(name: str, grid) -> None:
     if grid.sigma_hat is not None and SPECS[name].churn is None:
         raise ValueError(f"the grid has churn levels (grid.sigma_hat) and sampler {name!r} has no churn; use edm_churn "
                          "or an euler_churn_* sampler, or a grid without churn")
+    if grid.land_sigma is not None and not SPECS[name].lands:
+        raise ValueError(f"the grid's steps land off its points (grid.land_sigma: diffusers' DDIM) and sampler "
+                         f"{name!r} steps to the next point; use ddim or ancestral")
     if "midpoints" in needs and grid.mid is None:
         raise ValueError(f"sampler {name!r} needs the schedule at each step's midpoint t_i - h_i/2 (grid.mid, set by "
                          f"the built-in continuous schedules ve, vp); {grid.schedule!r} grid has none")

@@ -82,7 +82,7 @@ def sample_ddim(denoiser, x, grid: Grid, *, generator=None, callback=None, noise
     """DDIM with eta = 0 (Song et al. 2021a, eq. 12): re-noise the x0 estimate with the predicted epsilon."""
     for i in range(grid.steps):
         s, sigma = float(grid.s[i]), float(grid.sigma[i])
-        s_next, sigma_next = float(grid.s[i + 1]), float(grid.sigma[i + 1])
+        s_next, sigma_next = grid.land_at(i)               # the next point, or where diffusers' DDIM lands
         denoised = denoiser(x / s, sigma)
         eps = (x - s * denoised) / (s * sigma)             # predicted noise, x = s x0 + s sigma eps
         x = s_next * denoised + s_next * sigma_next * eps
@@ -143,13 +143,13 @@ def sample_ancestral(denoiser, x, grid: Grid, *, generator=None, callback=None, 
     ``y' = D + sigma_down eps_hat + sigma_up z``, ``sigma_up = eta sigma' sqrt(1 - sigma'^2/sigma^2)``."""
     noise = _noise(noise_sampler, generator)
     for i in range(grid.steps):
-        sigma, sigma_next = float(grid.sigma[i]), float(grid.sigma[i + 1])
+        (s_next, sigma_next), sigma = grid.land_at(i), float(grid.sigma[i])  # lands on the next point, or off it
         y = x / float(grid.s[i])
         denoised = denoiser(y, sigma)
         sigma_up = grid.eta_at(i) * sigma_next * math.sqrt(1.0 - (sigma_next / sigma) ** 2)  # eta x posterior std
         sigma_down = math.sqrt(sigma_next**2 - sigma_up**2)                               # what the ODE keeps
         y = denoised + sigma_down * to_d(y, sigma, denoised)
-        x = float(grid.s[i + 1]) * (y + grid.s_noise * sigma_up * noise(i, y))  # S_noise inflates the noise only
+        x = s_next * (y + grid.s_noise * sigma_up * noise(i, y))  # S_noise inflates the noise only
         _report(callback, i, x, sigma, denoised)
     return x
 

@@ -52,6 +52,14 @@ class Grid:
 
     sigma_hat: np.ndarray | None = None  # EDM Alg. 2: the churned level of step i (>= sigma_i); None = no churn
     mid: Points | None = None  # the schedule at t_i - h_i / 2 (continuous schedules; RK4's middle stages)
+    land_sigma: np.ndarray | None = None  # where step i lands when not on point i + 1 (diffusers' DDIM: t - K//N)
+    land_s: np.ndarray | None = None
+
+    def land_at(self, i: int) -> tuple[float, float]:
+        """``(s, sigma)`` where step ``i`` lands: the next grid point unless ``land_sigma`` says otherwise."""
+        if self.land_sigma is None:
+            return float(self.s[i + 1]), float(self.sigma[i + 1])
+        return float(self.land_s[i]), float(self.land_sigma[i])
 
     def sigma_hat_at(self, i: int) -> float:
         """The level step ``i``'s first denoiser call sees: ``sigma_hat_i`` under churn, else ``sigma_i``."""
@@ -74,11 +82,29 @@ class Grid:
                     or np.any(sigma_hat < self.sigma[:-1] * (1 - 1e-15)):
                 raise ValueError("grid.sigma_hat must hold one finite level >= sigma_i per step")
             object.__setattr__(self, "sigma_hat", sigma_hat)
+        self._check_landing()
         if self.mid is not None and (len(self.mid.t) != self.steps or np.any(self.mid.t >= self.t[:-1])
                                      or np.any(self.mid.t <= self.t[1:])):
             raise ValueError("grid.mid must hold one time strictly inside each step (t_{i+1} < t_mid < t_i)")
         if not (np.isfinite(self.s_noise) and self.s_noise >= 0):
             raise ValueError(f"s_noise must be a finite number >= 0, got {self.s_noise!r}")
+
+    def _check_landing(self) -> None:
+        """``land_sigma``, ``land_s``: both or neither, one finite entry per step, ``0 <= land_sigma <= sigma_i``,
+        ``land_s > 0``, and the last step lands on the last point (the output's level)."""
+        if (self.land_sigma is None) != (self.land_s is None):
+            raise ValueError("grid.land_sigma and grid.land_s go together")
+        if self.land_sigma is None:
+            return
+        sigma, s = (np.asarray(v, dtype=np.float64) for v in (self.land_sigma, self.land_s))
+        if sigma.shape != (self.steps,) or s.shape != (self.steps,) or not np.all(np.isfinite(sigma) & np.isfinite(s)):
+            raise ValueError("grid.land_sigma and grid.land_s must hold one finite value per step")
+        if np.any(sigma < 0) or np.any(sigma > self.sigma[:-1]) or np.any(s <= 0):
+            raise ValueError("grid.land_sigma must be in [0, sigma_i] and grid.land_s > 0")
+        if sigma[-1] != self.sigma[-1] or s[-1] != self.s[-1]:
+            raise ValueError("the last step must land on the grid's last point")
+        object.__setattr__(self, "land_sigma", sigma)
+        object.__setattr__(self, "land_s", s)
 
     def _check_points(self) -> None:
         """``t`` decreasing, ``sigma >= 0`` non-increasing, ``s > 0``, all finite and of one length >= 2."""
@@ -259,6 +285,18 @@ class DDPMSchedule:
         else:
             k = np.append(self.timesteps(steps, spacing, steps_offset) + 1, 0 if set_alpha_to_one else 1)
         return alpha_bar_grid(self.alpha_bar[k], k.astype(np.float64), self.name)
+
+    def ddim_grid(self, steps: int, spacing: str = "leading", steps_offset: int = 0,
+                  set_alpha_to_one: bool = True) -> Grid:
+        """diffusers' DDIM: the points are :meth:`timesteps`, but each step lands at ``t - K//N`` (below 0: the final
+        alpha), which for ``"linspace"`` is not the next timestep: the grid's ``land_sigma``, ``land_s``."""
+        t = self.timesteps(steps, spacing, steps_offset)
+        final = 0 if set_alpha_to_one else 1
+        prev = np.maximum(t - self.num_timesteps // len(t) + 1, final)  # alpha_bar index of t - K//N (0: clean)
+        k = np.append(t + 1, prev[-1])  # alpha_bar indices of the points, as in grid()
+        grid = alpha_bar_grid(self.alpha_bar[k], k.astype(np.float64), self.name)
+        land = self.alpha_bar[prev]
+        return replace(grid, land_sigma=np.sqrt((1 - land) / land), land_s=np.sqrt(land))
 
 
 def alpha_bar_grid(alpha_bar, t, schedule: str, eta=None) -> Grid:

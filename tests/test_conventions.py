@@ -124,7 +124,8 @@ def ddpm_rule(forms, ac, timesteps, variance_type):
 
 DDIM_CASES = [("linear", "leading", 0, True, 0.0, 50), ("linear", "leading", 1, False, 0.0, 50),
               ("scaled_linear", "trailing", 0, True, 0.3, 20), ("squaredcos_cap_v2", "leading", 1, True, 1.0, 10),
-              ("linear", "trailing", 0, False, 0.7, 25)]
+              ("linear", "trailing", 0, False, 0.7, 25), ("linear", "linspace", 0, True, 0.0, 30),
+              ("scaled_linear", "linspace", 0, False, 0.5, 12), ("linear", "trailing", 0, True, 0.0, 7)]
 
 
 @pytest.mark.parametrize("beta_schedule, spacing, offset, set_alpha_to_one, eta, N", DDIM_CASES)
@@ -133,8 +134,14 @@ def test_ddim_law_equals_the_published_rule(beta_schedule, spacing, offset, set_
     forms = Forms(N)
     mean, var = forms.law(ddim_rule(forms, ac, inference_timesteps(N, spacing, offset), eta,
                                     1.0 if set_alpha_to_one else ac[0]), 1.0)
-    grid = DDPMSchedule(beta_schedule=beta_schedule).grid(N, spacing, offset, set_alpha_to_one)
+    grid = DDPMSchedule(beta_schedule=beta_schedule).ddim_grid(N, spacing, offset, set_alpha_to_one)
     compare(project_law("ddim" if eta == 0 else "ancestral", replace(grid, eta=eta)), mean, var)
+
+
+def test_a_grid_landing_off_its_points_is_refused_by_other_samplers():
+    grid = DDPMSchedule().ddim_grid(30, "linspace")
+    with pytest.raises(ValueError, match="land off its points"):
+        project_law("ddpm", grid)
 
 
 @pytest.mark.parametrize("variance_type, spacing, offset, N", [("fixed_small", "leading", 0, 50),

@@ -49,6 +49,8 @@ CASES = [  # (scheduler, config, eta, steps)
     ("HeunDiscreteScheduler", {}, 0.0, 10),
     ("DPMSolverMultistepScheduler", {}, 0.0, 20),
     ("DPMSolverMultistepScheduler", {"timestep_spacing": "trailing", "prediction_type": "sample"}, 0.0, 8),
+    ("DDIMScheduler", {**NO_CLIP, "timestep_spacing": "linspace"}, 0.0, 30),       # lands at t - K//N, off the grid
+    ("DDIMScheduler", {**NO_CLIP, "timestep_spacing": "trailing"}, 0.5, 7),        # K//N = 142: off the grid too
 ]
 IDS = [f"{name}-{i}" for i, (name, *_) in enumerate(CASES)]
 TARGET = mixture_target(3, 4)
@@ -94,8 +96,8 @@ def test_prediction_type_does_not_change_the_law(name):
         np.testing.assert_allclose(other, outputs[0], rtol=0, atol=1e-12)  # float64 conversions, 12 steps
 
 
-@pytest.mark.parametrize("name, config, eta, steps", [CASES[i] for i in (0, 4, 6, 9, 11, 12, 13)],
-                         ids=[IDS[i] for i in (0, 4, 6, 9, 11, 12, 13)])
+@pytest.mark.parametrize("name, config, eta, steps", [CASES[i] for i in (0, 4, 6, 9, 11, 12, 13, 15)],
+                         ids=[IDS[i] for i in (0, 4, 6, 9, 11, 12, 13, 15)])
 def test_monte_carlo_of_the_real_scheduler_matches_the_law(name, config, eta, steps):
     """3000 samples, calibrated checks at family-wise alpha = 1e-3 (fixed seed: deterministic); the same samples
     reject a covariance 10% too large (covariance trace test)."""
@@ -112,21 +114,24 @@ def test_monte_carlo_of_the_real_scheduler_matches_the_law(name, config, eta, st
 
 @pytest.mark.parametrize("config, steps", [({}, 50), ({"steps_offset": 1, "set_alpha_to_one": False}, 50),
                                            ({"timestep_spacing": "trailing"}, 20),
-                                           ({"beta_schedule": "squaredcos_cap_v2"}, 10)])
+                                           ({"beta_schedule": "squaredcos_cap_v2"}, 10),
+                                           ({"timestep_spacing": "linspace"}, 30), ({"timestep_spacing": "trailing"}, 7)])
 def test_the_projects_own_schedule_reproduces_diffusers_grid(config, steps):
-    """``DDPMSchedule.grid(spacing=...)`` is written from the definitions; diffusers' arrays agree with it."""
+    """``DDPMSchedule.ddim_grid(spacing=...)`` is written from the definitions; diffusers' arrays agree with it
+    (where each step lands too: off the next timestep for linspace and for trailing with N not dividing K)."""
     _, spec = build("DDIMScheduler", {**NO_CLIP, **config}, 0.0, steps)
     schedule = DDPMSchedule(beta_schedule=config.get("beta_schedule", "linear"))
-    grid = schedule.grid(steps, config.get("timestep_spacing", "leading"), config.get("steps_offset", 0),
-                         config.get("set_alpha_to_one", True))
+    grid = schedule.ddim_grid(steps, config.get("timestep_spacing", "leading"), config.get("steps_offset", 0),
+                              config.get("set_alpha_to_one", True))
     np.testing.assert_allclose(grid.s, spec.grid.s, rtol=1e-12)  # float64 cumprod of the same betas
     np.testing.assert_allclose(grid.sigma, spec.grid.sigma, rtol=1e-10)  # sqrt((1-a)/a): 1 - a cancels near a = 1
+    for i in range(steps):
+        np.testing.assert_allclose(grid.land_at(i), spec.grid.land_at(i), rtol=1e-10)  # the same, where it lands
 
 
 @pytest.mark.parametrize("name, config, message", [
     ("DDIMScheduler", {}, "clip_sample=True is not affine"),
     ("DDPMScheduler", {"clip_sample": False, "thresholding": True}, "thresholding=True is not affine"),
-    ("DDIMScheduler", {**NO_CLIP, "timestep_spacing": "linspace"}, "not one grid"),
     ("DPMSolverMultistepScheduler", {"solver_order": 3}, "only solver_order=2"),
     ("DDPMScheduler", {**NO_CLIP, "variance_type": "learned"}, "unknown variance_type 'learned'"),
 ])

@@ -125,7 +125,8 @@ def _compiled(sampler: str, to_zero: bool):
 
 def grid_values(grid, i) -> tuple:
     """Values of ``GRID_SYMBOLS`` for step(s) ``i`` of ``grid`` (an index or an index array; NaN derivatives
-    on a discrete grid; the noise multiplier ``eta`` is 1 where the grid sets none)."""
+    on a discrete grid; the noise multiplier ``eta`` is 1 where the grid sets none; ``sigma_next``, ``s_next``:
+    where the step lands, ``grid.land_sigma`` when set)."""
     i = np.asarray(i)
     nan = np.full(i.shape, np.nan)
     s_dot = (nan, nan) if grid.s_dot is None else (grid.s_dot[i], grid.s_dot[i + 1])
@@ -133,7 +134,9 @@ def grid_values(grid, i) -> tuple:
     eta = np.ones(i.shape) if grid.eta is None else grid.eta[i]
     sigma_hat = grid.sigma[i] if grid.sigma_hat is None else grid.sigma_hat[i]  # EDM churn; none: sigma_i
     mid = (nan,) * 4 if grid.mid is None else (grid.mid.sigma[i], grid.mid.s[i], grid.mid.s_dot[i], grid.mid.sigma_dot[i])
-    return (grid.sigma[i], grid.sigma[i + 1], grid.s[i], grid.s[i + 1], s_dot[0], sigma_dot[0],
+    sigma_next, s_next = (grid.sigma[i + 1], grid.s[i + 1]) if grid.land_sigma is None else (grid.land_sigma[i],
+                                                                                             grid.land_s[i])
+    return (grid.sigma[i], sigma_next, grid.s[i], s_next, s_dot[0], sigma_dot[0],
             grid.t[i] - grid.t[i + 1], eta, s_dot[1], sigma_dot[1], np.full(i.shape, grid.s_noise), sigma_hat, *mid)
 
 
