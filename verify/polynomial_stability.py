@@ -127,3 +127,17 @@ def checks_nd(theory, sigma_max, sigma_end, sampler, z, observed, seed) -> tuple
         "unstable rays (of random directions)": f"{finite.size} of {DIRECTIONS}",
         "probe starts escaping: leading-order prediction, observed": np.array([predicted.sum(), observed.sum()])})
     return [check], measured
+
+
+def feature_prediction(denoiser, sigmas, starts) -> str:
+    """Result 17's leading-order prediction for a numerics ``RandomFeatureDenoiser`` (all powers ``1..k``,
+    k >= 2) from ``starts`` (n, d): how many escape, and the largest ``r_0 / rho`` over the starts."""
+    k, m = denoiser.degree, denoiser.R.shape[0]
+    levels = np.sort(np.asarray([s for s in sigmas if s > 0], dtype=np.float64))[::-1]
+    v = starts - denoiser.parameters(float(levels[0]))[0]
+    a, b = np.array([result17.feature_ray_terms(denoiser.R, coef[:m], coef[(k - 1) * m: k * m], scale, v, k)
+                     for _, scale, coef in (denoiser.parameters(float(s)) for s in levels)]).transpose(1, 0, 2)
+    rho = result17.escape_radius(result17.growth_integral(levels, a, b, k), k)  # on the fitted levels only
+    ratio = np.linalg.norm(v, axis=1) / rho
+    return (f"Result 17 (leading order, frozen ray, degree-{k} part) predicts {int((ratio >= 1).sum())} of "
+            f"{len(v)} starts escape (largest r0/rho = {ratio.max():.3g}; {np.isfinite(rho).sum()} unstable rays)")
