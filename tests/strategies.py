@@ -201,3 +201,15 @@ def image_training_sets(draw, max_n: int = 5):
     shape = draw(image_shapes)
     rng = np.random.default_rng(draw(seeds))
     return shape, rng.standard_normal((draw(st.integers(1, max_n)), int(np.prod(shape))))
+
+
+# ---------------------------------------------------------------- Result 17: Bernoulli ray models
+@st.composite
+def bernoulli_models(draw):
+    """``(k, a0, a1, b0)`` of ``dr/dtau = (a(sigma) - 1) r + b(sigma) r^k`` with ``a = a0 + a1 sigma / (1 + sigma)``
+    (contracting, ``a < 1``) and ``b = b0 / (1 + sigma)`` (``b0 > 0``: some start blows up before sigma_end)."""
+    k = draw(st.integers(2, 5))
+    a0 = draw(st.floats(-0.5, 0.5))
+    a1 = draw(st.floats(-0.4, 0.4))
+    b0 = draw(st.floats(-2.0, 1.0).map(lambda e: float(10.0**e)))
+    return k, a0, a1, b0

@@ -32,7 +32,7 @@ from theory.linear_law import prior_start, wiener_law
 from theory.memorization import EmpiricalDenoiser as MemorizingResult
 from scipy import stats as scipy_stats
 
-from verify import arguments, metrics, report
+from verify import arguments, metrics, polynomial_stability, report
 from verify.affine import SamplingConfig, add_sampling_arguments, monte_carlo, probe_checks
 from verify.check import Check
 from verify.denoiser_checks import TheoryDenoiser
@@ -158,8 +158,11 @@ def run(cfg: Config) -> dict:
     for name, denoiser, law, copies in architectures(cfg, grid, train):
         try:
             checks, x = evaluate(cfg, grid, train, name, denoiser, law, copies, mean, cov)
-        except FloatingPointError as error:  # a polynomial field can blow up: report, never NaN
-            rows.append({"architecture": name, "diverged": str(error), "checks": []})
+        except FloatingPointError as error:  # a polynomial field can blow up: report, never NaN; say if Result 17
+            start = prior_start(grid, mean, cov)  # predicts it (fresh draws of the same start law)
+            z = np.random.default_rng([cfg.seed, 17]).multivariate_normal(start.mean, start.covariance(), cfg.samples)
+            why = polynomial_stability.feature_prediction(denoiser, grid.sigma, z) if hasattr(denoiser, "R") else ""
+            rows.append({"architecture": name, "diverged": str(error), "stability": why, "checks": []})
             continue
         prediction = {True: "copies training points", False: "exact Gaussian law", None: "none (measured)"}[copies]
         rows.append({"architecture": name, **metrics.creativity(x, train, mixture.log_density),
@@ -205,6 +208,8 @@ def summary(result: dict) -> str:
     for r in result["rows"]:
         if r["checks"]:
             lines += ["", f"{r['architecture']}:", report.table(r["checks"])]
+        if r.get("stability"):
+            lines.append(f"{r['architecture']}: sampler diverged; {r['stability']}")
         failed = [f"{c.name} ({c.measured})" for c in r["checks"] if not c.passed]
         if failed:
             lines.append(f"{r['architecture']}: failed " + "; ".join(failed))

@@ -25,7 +25,7 @@ from numerics.sampling import DTYPES, sample
 from numerics.schedules import VESchedule
 from numerics import validation
 from theory import polynomial as result9, polynomial_law as result12
-from verify import arguments, polynomial_flow, polynomial_nd, report
+from verify import arguments, polynomial_flow, polynomial_nd, polynomial_stability, report
 from verify.affine import SamplingConfig, add_output_arguments
 from verify.check import Check
 from verify.polynomial_checks import coefficient_check, finite_step_check, probe_check, small_noise_check
@@ -163,8 +163,11 @@ def run(cfg: Config) -> dict:
                                               finite_step_check(fitter, moments, degree)]
     if degree >= 1:  # Result 11 expands D around the identity, which degree 0 cannot represent
         checks.append(small_noise_check(atoms, weights, moments, degree))
-    return {"passed": report.verdict(checks), "checks": checks, "config": asdict(cfg), "samples": x,
-            "law": {"x": law.x, "density": law.density}}
+    stability, measured = polynomial_stability.checks_1d(
+        result12.optimal_coefficient_fn(moments, degree), moments[1], degree, fitter, grid.sigma[0], grid.sigma[-1],
+        cfg.sampler, math.sqrt(moments[2] - moments[1] ** 2), cfg.seed)
+    return {"passed": report.verdict(checks + stability), "checks": checks + stability, "config": asdict(cfg),
+            "samples": x, "law": {"x": law.x, "density": law.density}, "measurements": measured}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ from numerics.samplers import SAMPLERS
 from numerics.schedules import VESchedule
 from theory import polynomial_flow_nd as result15
 from theory.polynomial_law import FlowDivergence
+from verify import polynomial_stability
 from verify.check import Check
 from verify.stats import gaussian_checks
 
@@ -68,7 +69,7 @@ def _divergence(theory, z, grid, sampler_out):
             result15.flow_map_nd(theory, zi[None], grid.sigma[0], grid.sigma[-1])
         except FlowDivergence:
             predicted[i] = True
-    observed = ~np.all(np.isfinite(sampler_out), axis=1) | (np.max(np.abs(sampler_out), axis=1) > 1e6 * theory.scale)
+    observed = polynomial_stability.escaped(sampler_out, theory.scale)
     return predicted, observed
 
 
@@ -88,6 +89,9 @@ def flow_checks(cfg, train: np.ndarray, rng: np.random.Generator) -> tuple[list[
     checks.append(Check("divergence: predicted (theory flow) vs observed (sampler)", float((predicted != observed).sum()),
                         None, bool(np.array_equal(predicted, observed)), f"{predicted.sum()} of {len(z)}",
                         f"{observed.sum()} of {len(z)}", "same starts"))
+    stability, stability_measured = polynomial_stability.checks_nd(theory, sigma_max, sigma_end, cfg.sampler, z,
+                                                                   observed, cfg.seed)
+    checks, measured = checks + stability, {**measured, **stability_measured}
     keep = ~(predicted | observed)
     if not keep.any():
         return checks, measured
