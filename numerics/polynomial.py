@@ -261,7 +261,11 @@ def _normal_solve(design: np.ndarray, target: np.ndarray, weights: np.ndarray) -
     """Weighted least squares by its normal equations ``(F^T W F) c = F^T W t``, diagonally equilibrated and
     solved by ``lstsq`` (minimum norm if singular): F has few columns and many rows, so this is the fast way."""
     weighted = design * weights[:, None]
-    gram, rhs = weighted.T @ design, weighted.T @ target
+    return solve_normal(weighted.T @ design, weighted.T @ target)
+
+
+def solve_normal(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """``gram c = rhs``, diagonally equilibrated, by ``lstsq`` (minimum norm if singular)."""
     scale = 1.0 / np.sqrt(np.maximum(np.diag(gram), np.finfo(float).tiny))
     return scale[:, None] * np.linalg.lstsq(gram * np.outer(scale, scale), scale[:, None] * rhs, rcond=None)[0]
 

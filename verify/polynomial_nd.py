@@ -83,15 +83,29 @@ def fitter(cfg, d: int, noise, levels):
     return lambda a, w: fit_random_features_law(a, w, levels, cfg.degree, R, nodes, h)
 
 
+def cubature_too_large(cfg) -> str | None:
+    """Why the Result 14 check cannot run for ``cfg`` (None if it can)."""
+    d, k = cfg.dim, cfg.degree
+    moments = math.comb(d + 2 * k, d) if cfg.negative_control != "product-surrogate" else 0
+    if moments <= MAX_CUBATURE_MOMENTS:
+        return None
+    return (f"dim {d} with degree {k} has {moments} mixed moments of order <= 2k > {MAX_CUBATURE_MOMENTS}: "
+            "the cubature is too large for a check")
+
+
+def training_set(cfg) -> tuple[np.ndarray, np.random.Generator]:
+    """``p``: ``n_train`` points of the target (seeded), and the generator that drew them."""
+    rng = np.random.default_rng([cfg.seed, 14])
+    return mixture_target(cfg.dim, rng)(cfg.n_train, rng), rng
+
+
 def equivalence_check(cfg, grid) -> tuple[Check, dict]:
     """Sampler outputs with the denoiser fitted on ``p`` (training set) and on ``q`` from the same starts."""
     d, k = cfg.dim, cfg.degree
-    moments = math.comb(d + 2 * k, d) if cfg.negative_control != "product-surrogate" else 0
-    if moments > MAX_CUBATURE_MOMENTS:
-        raise ValueError(f"dim {d} with degree {k} has {moments} mixed moments of order <= 2k > "
-                         f"{MAX_CUBATURE_MOMENTS}: the cubature is too large for a check; lower --dim or --degree")
-    rng = np.random.default_rng([cfg.seed, 14])
-    train = mixture_target(d, rng)(cfg.n_train, rng)
+    why = cubature_too_large(cfg)
+    if why is not None:
+        raise ValueError(why)
+    train, rng = training_set(cfg)
     (q_atoms, q_weights), name = surrogate(train, k, cfg.negative_control)
     noise = noise_rule(d, k, rng)
     fit = fitter(cfg, d, noise, grid.sigma[grid.sigma > 0])
