@@ -25,8 +25,7 @@ from verify.targets import mixture_target
 GRIDS = {"ve": lambda n: VESchedule().grid(n), "vp": lambda n: VPSchedule().grid(n),
          "ddpm": lambda n: DDPMSchedule().grid(n, "leading"), "ddpm-trailing": lambda n: DDPMSchedule().grid(n, "trailing")}
 PAIRS = [(name, grid) for name in CONVENTION_SAMPLERS for grid in GRIDS
-         if set(REGISTRY[name].needs) <= {"ve": {"continuous"}, "vp": {"continuous", "variance_preserving"}}.get(
-             grid, {"variance_preserving"})]
+         if grid.partition("-")[0] in REGISTRY[name].schedules]  # what the registry says each accepts
 STEPS = 40  # enough for ddpm_t on VP (beta(T) h = 0.5 < 1)
 
 
@@ -37,9 +36,11 @@ def law_of(sampler, grid, affine, start):
 
 
 def random_table(grid, d, seed):
+    """Unrelated random gains at every level the samplers call the denoiser at (RK4: the midpoints too)."""
     rng = np.random.default_rng(seed)
+    levels = np.concatenate([grid.sigma[grid.sigma > 0], [] if grid.mid is None else grid.mid.sigma])
     return {float(level): (0.5 * np.eye(d) + 0.3 * rng.standard_normal((d, d)) / np.sqrt(d), rng.standard_normal(d))
-            for level in grid.sigma[grid.sigma > 0]}
+            for level in levels}
 
 
 @pytest.mark.parametrize("sampler, grid_name", PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
@@ -115,3 +116,13 @@ def test_eta_outside_the_unit_interval_and_negative_s_noise_are_refused():
 def test_verify_linear_refuses_what_it_cannot_check(argv, message, capsys):
     assert main(["--dim", "2", "--samples", "100"] + argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_rk4_nested_export_expands_to_the_step_map():
+    """The export shows RK4 in t through its stages (P_t, q_t, B_j, e_j); substituted back it is the derived step."""
+    import sympy as sp
+    from theory.steps import VECTORS, expand_nested, rk4_t_nested, step_map
+    forms, step = rk4_t_nested(), step_map("rk4_t")
+    assert sp.expand(expand_nested(forms, "A_i") - step.coefficient("x")) == 0
+    c = sum((step.coefficient(k) * VECTORS[k] for k in ("b", "b_next", "b_mid")), sp.Integer(0))
+    assert sp.simplify(sp.expand(expand_nested(forms, "c_i") - c)) == 0

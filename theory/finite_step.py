@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from theory.result import Result
-from theory.steps import GRID_SYMBOLS, MULTISTEP_UPDATES, TITLES, UPDATES, step_map
+from theory.steps import GRID_SYMBOLS, MULTISTEP_UPDATES, NESTED, TITLES, UPDATES, step_map
 from theory.symbols import b, b_next
 from numerics import validation
 from numerics.registry import first_call_level, require
@@ -269,11 +269,15 @@ class FiniteStepLaw(Result):
     def label_text(self, label: str) -> str:
         """``heun: A`` reads ``Heun (EDM), $A_i$``: the sampler in words, then the coefficient."""
         sampler, _, part = label.partition(": ")
-        return f"{TITLES.get(sampler, sampler.replace('_', chr(92) + '_'))}, ${part}_i$"
+        symbol = part if "_" in part else f"{part}_i"  # nested forms name their own subscripts (P_{i+1/2})
+        return f"{TITLES.get(sampler, sampler.replace('_', chr(92) + '_'))}, ${symbol}$"
 
     def __init__(self):
         formulas = {}
         for name in UPDATES:
+            if name in NESTED:  # RK4: the expanded A, c run to pages; the nested stages are the readable law
+                formulas.update({f"{name}: {part}": eq for part, eq in NESTED[name]().items()})
+                continue
             step = step_map(name)
             formulas[f"{name}: A"] = sp.Eq(sp.Symbol("A_i"), step.coefficient("x"))
             formulas[f"{name}: c"] = sp.Eq(sp.Symbol("c_i"),

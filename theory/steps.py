@@ -18,9 +18,9 @@ import sympy as sp
 
 from numerics.registry import SPECS
 from numerics.validation import choice
-from theory.symbols import (G, G_mid, G_next, G_prev, b, b_mid, b_next, b_prev, eta, h, s, s_dot, s_dot_mid, s_dot_next,
-                            s_mid, s_next, s_noise, s_prev, sigma, sigma_dot, sigma_dot_mid, sigma_dot_next, sigma_hat,
-                            sigma_mid, sigma_next, sigma_prev, x, x_prev, z)
+from theory.symbols import (G, G_mid, G_next, G_prev, P_i, P_mid, P_next, b, b_mid, b_next, b_prev, eta, h, q_i, q_mid,
+                            q_next, s, s_dot, s_dot_mid, s_dot_next, s_mid, s_next, s_noise, s_prev, sigma, sigma_dot,
+                            sigma_dot_mid, sigma_dot_next, sigma_hat, sigma_mid, sigma_next, sigma_prev, x, x_prev, z)
 
 GRID_SYMBOLS = (sigma, sigma_next, s, s_next, s_dot, sigma_dot, h, eta, s_dot_next, sigma_dot_next, s_noise, sigma_hat,
                 sigma_mid, s_mid, s_dot_mid, sigma_dot_mid)
@@ -173,6 +173,39 @@ def _rk4_t(to_zero):
     k3 = _pf_drift(x - h / 2 * k2, s_mid, s_dot_mid, sigma_mid, sigma_dot_mid, _D_mid)
     k4 = _pf_drift(x - h * k3, s_next, s_dot_next, sigma_next, sigma_dot_next, _D_next)
     return x - h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+
+
+def rk4_t_nested() -> dict:
+    """RK4 in ``t`` written as the paper would: with the affine denoiser the velocity is linear,
+    ``f(x, t) = P_t x + q_t``, ``P_t = s'/s + (sigma'/sigma)(1 - G_t)``, ``q_t = -s (sigma'/sigma) b_t``, and the step
+    nests the stage maps ``B_j`` (``P_{i+1/2}`` serves both middle stages) and stage offsets ``e_j``.
+    Substituted back (:func:`expand_nested`) it is :func:`step_map`'s ``A`` and ``c``."""
+    B2, B3, B4, e2, e3, e4 = sp.symbols("B_2 B_3 B_4 e_2 e_3 e_4", commutative=False)
+    q = {P_i: q_i, P_mid: q_mid, P_next: q_next}
+    where = {P_i: "i", P_mid: "{i+1/2}", P_next: "{i+1}"}
+    levels = {P_i: (s, s_dot, sigma, sigma_dot, G, b), P_mid: (s_mid, s_dot_mid, sigma_mid, sigma_dot_mid, G_mid, b_mid),
+              P_next: (s_next, s_dot_next, sigma_next, sigma_dot_next, G_next, b_next)}
+    forms = {"A_i": (sp.Symbol("A_i"), 1 - h / 6 * (P_i + 2 * P_mid * B2 + 2 * P_mid * B3 + P_next * B4)),
+             "B_2": (B2, 1 - h / 2 * P_i), "B_3": (B3, 1 - h / 2 * P_mid * B2), "B_4": (B4, 1 - h * P_mid * B3),
+             "c_i": (sp.Symbol("c_i"), -h / 6 * (q_i + 2 * e2 + 2 * e3 + e4)),
+             "e_2": (e2, q_mid - h / 2 * P_mid * q_i), "e_3": (e3, q_mid - h / 2 * P_mid * e2),
+             "e_4": (e4, q_next - h * P_next * e3)}
+    for P, (sc, sc_dot, level, level_dot, gain, offset) in levels.items():
+        forms[f"P_{where[P]}"] = (P, sc_dot / sc + level_dot / level * (1 - gain))
+        forms[f"q_{where[P]}"] = (q[P], -sc * level_dot / level * offset)
+    return {label: sp.Eq(lhs, rhs, evaluate=False) for label, (lhs, rhs) in forms.items()}
+
+
+def expand_nested(forms: dict, label: str) -> sp.Expr:
+    """``forms[label]``'s right-hand side with every defined symbol substituted, expanded."""
+    definitions = {eq.lhs: eq.rhs for eq in forms.values()}
+    expr = forms[label].rhs
+    while expr.free_symbols & set(definitions):
+        expr = expr.subs(definitions)
+    return sp.expand(expr)
+
+
+NESTED = {"rk4_t": rk4_t_nested}  # samplers whose expanded A, c are too long to read: exported in nested form
 
 
 def _ddpm_t(to_zero):

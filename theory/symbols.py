@@ -32,6 +32,8 @@ b, b_next = sp.symbols("b b_next", commutative=False)  # denoiser offsets: D(y) 
 x, z = sp.symbols("x z", commutative=False)             # state and standard-normal noise
 G_prev, b_prev, x_prev = sp.symbols("G_prev b_prev x_prev", commutative=False)  # the step before (multistep)
 G_mid, b_mid = sp.symbols("G_mid b_mid", commutative=False)  # the denoiser at sigma(t_i - h/2) (RK4)
+# RK4 in t with an affine denoiser: the velocity f(x, t) = P_t x + q_t at t_i, t_i - h/2, t_{i+1}
+P_i, P_mid, P_next, q_i, q_mid, q_next = sp.symbols("P_i P_mid P_next q_i q_mid q_next", commutative=False)
 
 # How the export typesets the code-named symbols: the paper's notation, never a code name.
 LATEX_NAMES = {
@@ -45,7 +47,8 @@ for _name, _tex in (("s_dot_next", r"\dot s_{i+1}"), ("sigma_dot_next", r"\dot\s
                     ("G_prev", r"G_{\sigma_{i-1}}"), ("b_prev", r"b_{\sigma_{i-1}}"), ("x_prev", r"x_{i-1}"),
                     ("eta", r"\eta_i"), ("sigma_hat", r"\hat\sigma_i"), ("sigma_mid", r"\sigma_{i+1/2}"),
                     ("s_mid", r"s_{i+1/2}"), ("s_dot_mid", r"\dot s_{i+1/2}"), ("sigma_dot_mid", r"\dot\sigma_{i+1/2}"),
-                    ("G_mid", r"G_{\sigma_{i+1/2}}"), ("b_mid", r"b_{\sigma_{i+1/2}}")):
+                    ("G_mid", r"G_{\sigma_{i+1/2}}"), ("b_mid", r"b_{\sigma_{i+1/2}}"), ("P_mid", r"P_{i+1/2}"),
+                    ("P_next", r"P_{i+1}"), ("q_mid", r"q_{i+1/2}"), ("q_next", r"q_{i+1}")):
     if _name in globals():
         LATEX_NAMES[globals()[_name]] = _tex
 LATEX_NAMES.update({sp.Symbol("m_{end}"): r"m_{\mathrm{end}}", sp.Symbol("v_{end}"): r"v_{\mathrm{end}}"})
