@@ -66,7 +66,12 @@ class VectorPolynomial(NamedTuple):
 
 def collect(exponents: np.ndarray, coef: np.ndarray) -> VectorPolynomial:
     """Equal exponent rows merged (coefficients summed); rows whose coefficients are all exactly 0 dropped."""
-    unique, inverse = np.unique(exponents, axis=0, return_inverse=True)
+    base, dim = int(exponents.max(initial=0)) + 1, exponents.shape[1]
+    if base**dim < 2**62:  # one integer key per row: a 1-D unique, ~10x faster than rows
+        _, first, inverse = np.unique(exponents @ (base ** np.arange(dim)), return_index=True, return_inverse=True)
+        unique = exponents[first]
+    else:
+        unique, inverse = np.unique(exponents, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     summed = np.stack([np.bincount(inverse, weights=c, minlength=len(unique)) for c in coef.T], axis=1)
     keep = np.any(summed != 0, axis=1)
