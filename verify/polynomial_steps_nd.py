@@ -24,8 +24,9 @@ from verify.stats import mean_test, relative_cov_error, whiten
 
 FINITE_STEPS = 3       # Euler steps (fewer where the caps need): degree k^3, 1287 monomials at d = 5, k = 2
 PROBE_STARTS = 13      # fixed prior starts of the deterministic probe
-PROBE_RTOL = 1e-9      # P_N (expanded, float64) vs the sampler: the two denoisers agree to ~1e-12 (Result 15's
-                       # check) and evaluating P_N at |w| <= ~3 cancels a few digits; <= 1.1e-13 measured
+PROBE_RTOL = 1e-8      # P_N (theory denoiser, expanded, float64) vs the sampler (fitted denoiser): the two
+                       # denoisers agree to DENOISER_RTOL = 1e-8 x scale (Result 15's check), and each Euler
+                       # step mixes D in with weight 1 - r_i <= 1; <= 1.3e-13 measured on the mixture (d = 2..64)
 MC_SAMPLES = 20000     # sampler outputs for the moment tests: the CLT p-values are calibrated at this n
                        # even for the heavy-tailed degree-8 outputs (false-alarm rate measured in the docs)
 
