@@ -233,8 +233,8 @@ def test_result_formulas_and_latex():
     assert sorted(result.formulas) == ["covariance, d = 2, k = 1, N = 1", "mean, d = 2, k = 2, N = 1",
                                        "output degree"]
     mean, cov = symbolic_moments(2, 2, 1)
-    assert sp.simplify(result.formulas["mean, d = 2, k = 2, N = 1"].rhs - mean) == sp.zeros(2, 1)
-    assert result.formulas["covariance, d = 2, k = 1, N = 1"].rhs.shape == (2, 2)
+    assert sp.expand(result.formulas["mean, d = 2, k = 2, N = 1"].rhs - mean[0]) == 0
+    assert sp.expand(result.formulas["covariance, d = 2, k = 1, N = 1"].rhs - symbolic_moments(2, 1, 1)[1][0, 1]) == 0
     assert "Isserlis" in result.statement and "\\begin{equation}" in result.latex()
     P, zs, _ = symbolic_output(2, 2, 1)
     assert sp.Poly(P[0], *zs).total_degree() == 2

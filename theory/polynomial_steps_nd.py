@@ -221,14 +221,13 @@ def symbolic_moments(dim: int, degree: int, steps: int):
 class FiniteStepMomentsND(Result):
     """Result 16: exact mean and covariance of the finite-step output of a polynomial denoiser in ``d`` dims.
 
-    >>> FiniteStepMomentsND().formulas["covariance, d = 2, k = 1, N = 1"].rhs[0, 1]
+    >>> FiniteStepMomentsND().formulas["covariance, d = 2, k = 1, N = 1"].rhs
     (sigma_0 - sigma_1)*(c_0_0_01*c_0_1_01*sigma_0 - c_0_0_01*c_0_1_01*sigma_1 + c_0_0_01*sigma_1 + c_0_0_10*c_0_1_10*sigma_0 - c_0_0_10*c_0_1_10*sigma_1 + c_0_1_10*sigma_1)
     """
 
     def __init__(self):
         k, n = sp.symbols("k N", integer=True, positive=True)
-        mean, cov = (symbolic_moments(2, 2, 1)[0], symbolic_moments(2, 1, 1)[1])
-        mean, cov = mean.applyfunc(sp.factor), cov.applyfunc(sp.factor)
+        mean, cov = sp.factor(symbolic_moments(2, 2, 1)[0][0]), sp.factor(symbolic_moments(2, 1, 1)[1][0, 1])
         super().__init__(
             name="Finite-step output moments of a polynomial denoiser in d dimensions",
             statement=("With a total-degree-$k$ polynomial denoiser $D_i(y) = C_i^T h(y)$ at each noise level, "
@@ -242,13 +241,14 @@ class FiniteStepMomentsND(Result):
                        "of $P_N - \\mathbb{E} P_N$) are finite sums of Gaussian moments, $\\mathbb{E}[z^\\alpha] = "
                        "\\prod_j \\sigma_0^{\\alpha_j} (\\alpha_j - 1)!!$ for all $\\alpha_j$ even and 0 otherwise "
                        "(Isserlis). Formulas: one step, $s \\equiv 1$, generic coefficients $c_{i,j,\\alpha}$ of "
-                       "$D_i(y)_j = \\sum_\\alpha c_{i,j,\\alpha} y^\\alpha$; $m_1$, $V_1$ the mean and covariance of $x_1$."),
+                       "$D_i(y)_j = \\sum_\\alpha c_{i,j,\\alpha} y^\\alpha$; $m_{1,1}$ the mean of the first "
+                       "coordinate of $x_1$, $V_{1,12}$ the covariance of its two coordinates."),
             assumptions=("deterministic sampler (Euler, DDIM with $\\eta = 0$, Heun) on a fixed grid "
                          "$\\sigma_0 > \\dots > \\sigma_N \\ge 0$",
                          "the denoiser at $\\sigma_i$ is a polynomial of total degree $k$ in $y$ (e.g. the "
                          "optimal one from the mixed moments, Results 14 and 15)",
                          "initial state $z \\sim \\mathcal{N}(0, \\sigma_0^2 I)$ (VE prior)"),
             formulas={"output degree": sp.Eq(sp.Symbol("deg P_N"), k**n),
-                      "mean, d = 2, k = 2, N = 1": sp.Eq(sp.Symbol("m_1"), mean, evaluate=False),
-                      "covariance, d = 2, k = 1, N = 1": sp.Eq(sp.Symbol("V_1"), cov, evaluate=False)},
+                      "mean, d = 2, k = 2, N = 1": sp.Eq(sp.Symbol("m_{1,1}"), mean),
+                      "covariance, d = 2, k = 1, N = 1": sp.Eq(sp.Symbol("V_{1,12}"), cov)},
         )
