@@ -22,8 +22,9 @@ def _double_factorial_of_order(original):
 def _cross_terms_dropped(original):
     """Products keep only pairs of terms with equal exponents or a constant factor: ``(a + b)^2 -> a^2 + b^2``."""
     def product(p, q):
-        keep = [(r, s) for r in range(len(p.exponents)) for s in range(len(q.exponents))
-                if np.array_equal(p.exponents[r], q.exponents[s]) or not p.exponents[r].any() or not q.exponents[s].any()]
+        a, b = p.exponents, q.exponents
+        keep = [(r, s) for r in range(len(a)) for s in range(len(b))
+                if np.array_equal(a[r], b[s]) or not a[r].any() or not b[s].any()]
         r, s = (np.array(i) for i in zip(*keep))
         return original(type(p)(p.exponents[r], p.coef[r]), type(q)(q.exponents[s], q.coef[s]))  # diagonal pairs only
     return product

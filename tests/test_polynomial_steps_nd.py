@@ -219,7 +219,8 @@ def test_symbolic_moments_equal_numeric(degree, steps):
     for i in range(steps):
         for row, alpha in enumerate(basis):
             for j in range(2):
-                values[sp.Symbol(f"c_{i}_{j}_{''.join(map(str, alpha))}", real=True)] = table[float(grid.sigma[i])][row, j]
+                name = f"c_{i}_{j}_{''.join(map(str, alpha))}"
+                values[sp.Symbol(name, real=True)] = table[float(grid.sigma[i])][row, j]
     mean, cov = symbolic_moments(2, degree, steps)
     numeric_mean, numeric_cov = output_moments(output_polynomial(GenericDenoiser(2, degree, table), grid))
     to_float = lambda m: np.array(m.xreplace(values).evalf(), dtype=float)
@@ -266,8 +267,9 @@ def test_verify_checks_pass_and_report_what_they_skip():
     rng = np.random.default_rng([0, 14])
     train = polynomial_nd.mixture_target(2, rng)(150, rng)
     checks, measured = polynomial_steps_nd.add_checks(_cfg(2, 2), train, [], {})
-    assert [c.name for c in checks] == ["Result 16: P_N(z) vs 3 Euler steps (probe)",
-                                        "Result 16: exact mean vs Monte Carlo", "Result 16: exact covariance vs Monte Carlo"]
+    names = ["Result 16: P_N(z) vs 3 Euler steps (probe)", "Result 16: exact mean vs Monte Carlo",
+             "Result 16: exact covariance vs Monte Carlo"]
+    assert [c.name for c in checks] == names
     assert all(c.passed for c in checks), checks
     assert list(measured["Result 16 steps, output degree, monomials"]) == [3, 8, 45]
     grid, why = polynomial_steps_nd.grid_for(_cfg(8, 2))

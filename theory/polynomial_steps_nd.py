@@ -42,7 +42,7 @@ from theory.result import Result
 MAX_OUTPUT_DEGREE = 32     # the covariance reads E[w^(a+b)] to order 64 (63!! ~ 1e44): beyond, float64 sums
                            # of such terms cancel away the O(1) answer
 MAX_MONOMIALS = 2000       # the covariance forms the M x M Gaussian moment matrix (2000^2 float64 = 32 MB)
-MAX_SYMBOLIC_DEGREE = 2    # generic symbolic moments: the covariance of d = 2, k = 2, N = 1 takes ~1 s; degree 4 > 2 min
+MAX_SYMBOLIC_DEGREE = 2    # generic symbolic moments: covariance of d = 2, k = 2, N = 1 ~1 s; degree 4 > 2 min
 MAX_SYMBOLIC_COEFFICIENTS = 12  # generic c_{i,j,alpha} in all: 12 (d = 2, k = 1, N = 2) ~3 s, 24 (d = 3) ~40 s
 
 
@@ -108,8 +108,8 @@ def apply_denoiser(denoiser, y: VectorPolynomial, sigma_value: float) -> VectorP
     ``coefficients(sigma) -> C`` (F, d), as :class:`MultivariateDenoiser`. Each monomial ``u^alpha`` is
     a shorter one times one coordinate (the exponents come by increasing order).
     """
-    dim = y.exponents.shape[1]
-    u = combine((1.0 / np.asarray(denoiser.scale), y), (-np.asarray(denoiser.mean) / denoiser.scale, constant(np.ones(len(denoiser.mean)), dim)))
+    dim, scale = y.exponents.shape[1], np.asarray(denoiser.scale, dtype=np.float64)
+    u = combine((1.0 / scale, y), (1.0, constant(-np.asarray(denoiser.mean) / scale, dim)))
     C = denoiser.coefficients(float(sigma_value))
     powers = {(0,) * len(denoiser.mean): constant(1.0, dim)}
     terms = []
@@ -118,25 +118,27 @@ def apply_denoiser(denoiser, y: VectorPolynomial, sigma_value: float) -> VectorP
             j = max(i for i, a in enumerate(alpha) if a > 0)
             lower = alpha[:j] + (alpha[j] - 1,) + alpha[j + 1:]
             powers[alpha] = product(powers[lower], u.component(j))
-        terms.append((np.asarray(denoiser.scale) * C[row], powers[alpha]))
+        terms.append((scale * C[row], powers[alpha]))
     return combine((1.0, constant(denoiser.mean, dim)), *terms)
+
+
+def slope(denoiser, y: VectorPolynomial, sigma_value: float) -> VectorPolynomial:
+    """``dy/dsigma = (y - D(y)) / sigma`` of the probability-flow ODE."""
+    return combine((1.0 / sigma_value, y), (-1.0 / sigma_value, apply_denoiser(denoiser, y, sigma_value)))
 
 
 def euler_step(denoiser, y: VectorPolynomial, sigma_value: float, sigma_next: float) -> VectorPolynomial:
     """``y + (sigma' - sigma) (y - D(y)) / sigma``."""
-    h = (sigma_next - sigma_value) / sigma_value
-    return combine((1.0 + h, y), (-h, apply_denoiser(denoiser, y, sigma_value)))
+    return combine((1.0, y), (sigma_next - sigma_value, slope(denoiser, y, sigma_value)))
 
 
 def heun_step(denoiser, y: VectorPolynomial, sigma_value: float, sigma_next: float) -> VectorPolynomial:
     """Euler predictor, then the trapezoidal corrector with ``D`` at the predictor (Euler on a step to 0)."""
-    predictor = euler_step(denoiser, y, sigma_value, sigma_next)
+    h, d = sigma_next - sigma_value, slope(denoiser, y, sigma_value)
+    predictor = combine((1.0, y), (h, d))
     if sigma_next == 0:
         return predictor
-    h = sigma_next - sigma_value
-    slope = combine((1.0 / sigma_value, y), (-1.0 / sigma_value, apply_denoiser(denoiser, y, sigma_value)))
-    slope_next = combine((1.0 / sigma_next, predictor), (-1.0 / sigma_next, apply_denoiser(denoiser, predictor, sigma_next)))
-    return combine((1.0, y), (0.5 * h, slope), (0.5 * h, slope_next))
+    return combine((1.0, y), (0.5 * h, d), (0.5 * h, slope(denoiser, predictor, sigma_next)))
 
 
 def check_size(dim: int, degree: int, grid, sampler: str) -> int:
@@ -186,7 +188,7 @@ def finite_step_moments(atoms, weights, degree: int, grid, sampler: str = "euler
 
 
 def symbolic_output(dim: int, degree: int, steps: int):
-    """``(P_N, z, sigmas)``: ``N`` Euler steps (``s = 1``) with generic ``D_i(y)_j = sum_alpha c_{i,j,alpha} y^alpha``."""
+    """``(P_N, z, sigmas)``: ``N`` Euler steps (``s = 1``), generic ``D_i(y)_j = sum_alpha c_{i,j,alpha} y^alpha``."""
     d, k, n = validation.positive_int(dim, "dim"), _degree(degree), validation.positive_int(steps, "steps")
     generic = n * d * math.comb(d + k, d)
     if max(k, 1) ** n > MAX_SYMBOLIC_DEGREE or generic > MAX_SYMBOLIC_COEFFICIENTS:
@@ -221,8 +223,8 @@ def symbolic_moments(dim: int, degree: int, steps: int):
 class FiniteStepMomentsND(Result):
     """Result 16: exact mean and covariance of the finite-step output of a polynomial denoiser in ``d`` dims.
 
-    >>> FiniteStepMomentsND().formulas["covariance, d = 2, k = 1, N = 1"].rhs
-    (sigma_0 - sigma_1)*(c_0_0_01*c_0_1_01*sigma_0 - c_0_0_01*c_0_1_01*sigma_1 + c_0_0_01*sigma_1 + c_0_0_10*c_0_1_10*sigma_0 - c_0_0_10*c_0_1_10*sigma_1 + c_0_1_10*sigma_1)
+    >>> FiniteStepMomentsND().formulas["mean, d = 2, k = 2, N = 1"].lhs
+    m_{1,1}
     """
 
     def __init__(self):
