@@ -25,7 +25,7 @@ from numerics.sampling import DTYPES, sample
 from numerics.schedules import VESchedule
 from numerics import validation
 from theory import polynomial as result9, polynomial_law as result12
-from verify import arguments, polynomial_flow, polynomial_nd, polynomial_stability, report
+from verify import arguments, polynomial_flow, polynomial_nd, polynomial_stability, polynomial_steps_nd, report
 from verify.affine import SamplingConfig, add_output_arguments
 from verify.check import Check
 from verify.polynomial_checks import coefficient_check, finite_step_check, probe_check, small_noise_check
@@ -148,6 +148,7 @@ def run_multivariate(cfg: Config) -> dict:
         checks, measured = checks + flow, {**measured, **flow_measured}
     else:
         measured["Result 15 checks"] = f"not run: {skip}"
+    checks, measured = polynomial_steps_nd.add_checks(cfg, train, checks, measured)  # Result 16
     return {"passed": report.verdict(checks), "checks": checks, "config": asdict(cfg), "measurements": measured}
 
 

@@ -45,6 +45,13 @@ def unavailable(cfg) -> str | None:
     return None
 
 
+def total_degree_fit(train: np.ndarray, levels, k: int):
+    """The numerics least-squares fit of degree ``k`` on ``train``, its Gaussian noise integrated exactly: by a
+    quadrature rule where one is at hand, else in closed form (``d > 3`` with ``k = 3``)."""
+    exact = fit_multivariate_exact if train.shape[1] > MAX_TENSOR_DIM and k > 2 else fit_multivariate
+    return exact(train, None, levels, k)
+
+
 def _runs(fit, z, grids, sampler):
     return [SAMPLERS[sampler](fit, torch.as_tensor(z), g).numpy() for g in grids]
 
@@ -78,9 +85,7 @@ def flow_checks(cfg, train: np.ndarray, rng: np.random.Generator) -> tuple[list[
     sample_grid = VESchedule().grid(cfg.steps, final_zero=False)
     grids = [VESchedule().grid(n * cfg.steps, final_zero=False) for n in (REFINE, 2 * REFINE)]
     theory = result15.MultivariateDenoiser(train, None, k)
-    levels = np.concatenate([g.sigma for g in grids + [sample_grid]])
-    exact = fit_multivariate_exact if d > MAX_TENSOR_DIM and k > 2 else fit_multivariate  # no Gaussian rule at hand
-    fit = exact(train, None, levels, k)
+    fit = total_degree_fit(train, np.concatenate([g.sigma for g in grids + [sample_grid]]), k)
     checks = [_denoiser_check(theory, fit, train, sample_grid)]
     sigma_max, sigma_end = grids[0].sigma[0], grids[0].sigma[-1]
     z = sigma_max * rng.standard_normal((PROBE_STARTS, d))
