@@ -14,7 +14,9 @@
  'Circular translation-equivariant linear denoiser', 'Patch-memorizing machines (LS and ELS)',
  'Equivariant patch polynomial denoiser',
  'Multivariate moment equivalence of polynomial denoisers',
- 'Exact generated density of the polynomial-denoiser flow in d dimensions']
+ 'Exact generated density of the polynomial-denoiser flow in d dimensions',
+ 'Finite-step output moments of a polynomial denoiser in d dimensions',
+ 'Finite-sigma blow-up of the polynomial flow (Bernoulli criterion)']
 >>> slug("Continuous-time law of the linear denoiser")
 'continuous-time-law-of-the-linear-denoiser'
 """
@@ -42,13 +44,16 @@ from theory.local import OptimalPatchDenoiser
 from theory.local_fourier import EquivariantWienerLaw
 from theory.local_mosaic import PatchMemorizingMachines
 from theory.local_polynomial import PatchPolynomialDenoiser
+from theory.polynomial_stability import BernoulliBlowup
+from theory.polynomial_steps_nd import FiniteStepMomentsND
 from theory.result import Result
 
 RESULT_CLASSES = (OptimalAffineDenoiser, ContinuousFlowLaw, FiniteStepLaw, MultistepLaw, TrainingSetLaw,
                   RankRestrictedDenoiser, RankLaw, FixedEncoderLaw, EmpiricalDenoiser,
                   OptimalPolynomialDenoiser, MomentEquivalence, SmallNoiseExpansion, PolynomialFlowLaw,
                   FiniteStepPolynomialLaw, OptimalPatchDenoiser, EquivariantWienerLaw, PatchMemorizingMachines,
-                  PatchPolynomialDenoiser, MultivariateMomentEquivalence, MultivariateFlowDensity)
+                  PatchPolynomialDenoiser, MultivariateMomentEquivalence, MultivariateFlowDensity, FiniteStepMomentsND,
+                  BernoulliBlowup)
 DOCUMENT = "results.tex"
 TITLE = "Laws of the samples of diffusion samplers with restricted denoisers"
 PREAMBLE = ("\\documentclass{article}", "\\usepackage{amsmath}", "\\usepackage{amssymb}", "\\usepackage{graphicx}",

@@ -208,7 +208,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def summary(result: dict) -> str:
-    cfg = result["config"]
     lines = [report.table(result["checks"]), ""]
     for key, value in result.get("measurements", {}).items():
         lines.append(f"measured (not tested): {key} = {np.array2string(np.asarray(value), precision=4)}")
