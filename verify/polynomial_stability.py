@@ -10,6 +10,8 @@ sampler running the fitted denoiser escapes.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -56,10 +58,11 @@ def _starts(w, rho, k, sigma_max, rng):
     return np.outer(r0, w) + noise, predicted
 
 
-def criterion_check(mean, w, k, ab, sigma_max, sigma_end, sampler, scale, rng) -> tuple[Check, dict]:
-    """The ray model's escape radius (Result 17 quadrature) against the sampler's escaping starts."""
+def criterion_check(mean, w, k, ab, sigma_max, sigma_end, sampler, scale, rng, on_grid=None) -> tuple[Check, dict]:
+    """The ray model's escape radius (Result 17 quadrature) against the sampler's escaping starts;
+    ``on_grid``: ``(a, b)`` already known on ``result17.sigma_grid(sigma_max, sigma_end)`` (else from ``ab``)."""
     sigmas = result17.sigma_grid(sigma_max, sigma_end)
-    a, b = np.array([ab(float(s)) for s in sigmas]).T
+    a, b = np.array([ab(float(s)) for s in sigmas]).T if on_grid is None else on_grid
     rho = float(result17.escape_radius(result17.growth_integral(sigmas, a, b, k), k))
     z, predicted = _starts(w, rho, k, sigma_max, rng)
     grid = VESchedule(sigma_max=sigma_max, sigma_min=sigma_end).grid(STEPS[sampler], final_zero=False)
@@ -91,11 +94,12 @@ def checks_1d(coefficient_fn, mean, degree, fitter, sigma_max, sigma_end, sample
     a, b = result17.polynomial_ray_terms(coefficient_fn, mean, sigmas, degree)
     rho = result17.escape_radius(result17.growth_integral(sigmas, a, b, degree), degree)
 
+    @functools.cache
     def ab(s):  # the model along +1 with |b|: it always blows up beyond a finite rho
         a_s, b_s = result17.polynomial_ray_terms(coefficient_fn, mean, [s], degree)
         return float(a_s[0, 0]), abs(float(b_s[0, 0]))
     check, measured = criterion_check(np.array([mean]), np.ones(1), degree, ab, sigma_max, sigma_end, sampler,
-                                      scale, np.random.default_rng([seed, 17]))
+                                      scale, np.random.default_rng([seed, 17]), on_grid=(a[:, 0], np.abs(b[:, 0])))
     measured.update(_leading_order(rho[0], rho[1], fitter, mean, sigma_max, sigma_end, sampler, scale))
     return [check], measured
 
