@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ class SchedulerSpec:
     grid: Grid
     state_scale: float
     sigma_of: dict  # the scheduler's timestep -> the noise level sigma the model is asked about
+    step_keywords: dict = field(default_factory=dict)  # what its loop passes to step() (Euler's churn)
 
 
 class _Float64Namespace:
@@ -112,15 +113,16 @@ def _check_dpm(scheduler) -> None:
             raise ValueError(f"DPMSolverMultistepScheduler: only {key}={value!r} is supported, got {_config(scheduler, key)!r}")
 
 
-CHURN_KEYS = ("s_churn", "s_tmin", "s_tmax", "s_noise")  # EulerDiscreteScheduler.step's keywords
+CHURN_SCHEDULER = "EulerDiscreteScheduler"  # the scheduler whose step() takes the churn keywords
+CHURN_KEYS = ("s_churn", "s_tmin", "s_tmax", "s_noise")
 
 
 def _churn(name: str, churn: dict | None) -> dict | None:
     """``EulerDiscreteScheduler.step``'s ``s_churn, s_tmin, s_tmax, s_noise`` (None or s_churn = 0: no churn)."""
     if not churn or not churn.get("s_churn"):
         return None
-    if name != "EulerDiscreteScheduler":
-        raise ValueError(f"s_churn is EulerDiscreteScheduler.step's; {name} has none")
+    if name != CHURN_SCHEDULER:
+        raise ValueError(f"s_churn is {CHURN_SCHEDULER}.step's; {name} has none")
     unknown = set(churn) - set(CHURN_KEYS)
     if unknown:
         raise ValueError(f"churn keywords are {CHURN_KEYS}, got {sorted(unknown)}")
@@ -143,7 +145,7 @@ def _sigma_spec(scheduler, churn: dict | None = None) -> SchedulerSpec:
     if churn is not None:  # gamma_i = min(s_churn / N, sqrt 2 - 1) where s_tmin <= sigma_i <= s_tmax, as in churned
         grid = churned(grid, churn["s_churn"], churn["s_tmin"], churn["s_tmax"], churn["s_noise"])
         sampler = CHURN_PREDICTIONS[_config(scheduler, "prediction_type", "epsilon")]
-    return SchedulerSpec(sampler, replace(grid, schedule=name), state_scale, sigma_of)
+    return SchedulerSpec(sampler, replace(grid, schedule=name), state_scale, sigma_of, churn or {})
 
 
 def scheduler_spec(scheduler, steps: int, eta: float = 0.0, churn: dict | None = None) -> SchedulerSpec:
@@ -209,13 +211,12 @@ def run_scheduler(scheduler, denoiser, x, steps: int, *, eta: float = 0.0, churn
     """
     with float64(type(scheduler)):
         spec = scheduler_spec(scheduler, steps, eta, churn)
-    step_keywords = _churn(type(scheduler).__name__, churn) or {}
     model = model_output(denoiser, spec.sigma_of, _config(scheduler, "prediction_type", "epsilon"))
     sample, step = x * spec.state_scale, [0]
     draw = noise_sampler or (lambda i, state: randn_like(state, generator))
     with float64(type(scheduler), noise=lambda shape: draw(step[0], sample)):
         for t in scheduler.timesteps:
-            extra = {"eta": eta, "variance_noise": draw(step[0], sample)} if eta else dict(step_keywords)
+            extra = {"eta": eta, "variance_noise": draw(step[0], sample)} if eta else dict(spec.step_keywords)
             output = model(scheduler.scale_model_input(sample, t), t)
             sample = scheduler.step(output, t, sample, **extra).prev_sample
             finished = getattr(scheduler, "state_in_first_order", True)  # Heun: two calls make one step

@@ -52,11 +52,12 @@ SPECS = {
     "dpmpp_2m": SamplerSpec("ode", multistep=True, title="DPM-Solver++(2M)"),
     "edm_churn": SamplerSpec("sde", title="EDM Algorithm 2 (stochastic Heun, $S_{\\mathrm{churn}}$)", limit=None,
                              churn="after"),
-    **{f"euler_churn_{kind}": SamplerSpec("sde", title=f"diffusers' Euler with $S_{{\\mathrm{{churn}}}}$, {kind} output",
-                                          limit=None, churn="before") for kind in ("epsilon", "sample", "v")},
 }
 CHURN_PREDICTIONS = {"epsilon": "euler_churn_epsilon", "sample": "euler_churn_sample", "v_prediction": "euler_churn_v"}
 """diffusers' ``EulerDiscreteScheduler.step(s_churn > 0)``: the sampler for each ``prediction_type``."""
+SPECS.update({name: SamplerSpec("sde", title=f"diffusers' Euler with $S_{{\\mathrm{{churn}}}}$, "
+                                             f"{prediction.split('_')[0]} output", limit=None, churn="before")
+              for prediction, name in CHURN_PREDICTIONS.items()})
 
 
 def first_call_level(name: str, grid, i: int) -> float:

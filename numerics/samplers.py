@@ -6,12 +6,13 @@
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
 
 from numerics.noise import randn_like
-from numerics.registry import SPECS, SamplerSpec, require  # noqa: F401 (require: re-exported)
+from numerics.registry import SPECS, SamplerSpec, require
 from numerics.schedules import Grid
 
 
@@ -112,7 +113,6 @@ def _score(x, s, sigma, denoised):
 
 def sample_euler_maruyama(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
     """Reverse SDE ``dx = [s'/s x - 2 s^2 sigma' sigma score] dt + s sqrt(2 sigma' sigma) dw``, Euler-Maruyama in t."""
-    require("euler_maruyama", grid)
     noise = _noise(noise_sampler, generator)
     for i in range(grid.steps):
         s, sigma, h = float(grid.s[i]), float(grid.sigma[i]), float(grid.t[i] - grid.t[i + 1])
@@ -126,7 +126,6 @@ def sample_euler_maruyama(denoiser, x, grid: Grid, *, generator=None, callback=N
 
 def sample_exponential_vp(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
     """Exponential integrator of the VP reverse SDE with the score frozen over each step (Zhang & Chen 2023)."""
-    require("exponential_vp", grid)
     noise = _noise(noise_sampler, generator)
     for i in range(grid.steps):
         s, sigma = float(grid.s[i]), float(grid.sigma[i])
@@ -157,7 +156,6 @@ def sample_ancestral(denoiser, x, grid: Grid, *, generator=None, callback=None, 
 def sample_ddpm_large(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
     """DDPM with ``variance_type="fixed_large"`` (Ho et al. 2020, ``sigma_t^2 = beta_t``): the posterior
     mean plus noise of variance ``eta_i^2 beta_t``, ``beta_t = 1 - abar_t / abar_{t-1} = 1 - (s/s')^2``."""
-    require("ddpm_large", grid)
     noise = _noise(noise_sampler, generator)
     for i in range(grid.steps):
         s, s_next = float(grid.s[i]), float(grid.s[i + 1])
@@ -186,7 +184,6 @@ def _diffusers_euler_churn(kind: str):
     name, x0_reading = f"euler_churn_{kind}", X0_READINGS[kind]
 
     def sample(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
-        require(name, grid)
         noise = _noise(noise_sampler, generator)
         for i in range(grid.steps):
             sigma, sigma_hat, sigma_next = float(grid.sigma[i]), grid.sigma_hat_at(i), float(grid.sigma[i + 1])
@@ -212,7 +209,6 @@ def _at(grid, i):
 
 def sample_euler_t(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
     """Probability-flow ODE stepped in ``t`` on ``x`` (Song et al. 2021b, eq. 13), Euler: ``x' = x - h f(x, t)``."""
-    require("euler_t", grid)
     for i in range(grid.steps):
         s, s_dot, sigma, sigma_dot = _at(grid, i)
         denoised = denoiser(x / s, sigma)
@@ -223,7 +219,6 @@ def sample_euler_t(denoiser, x, grid: Grid, *, generator=None, callback=None, no
 
 def sample_heun_t(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
     """The same ODE in ``t``, Heun's trapezoid; Euler on a step to ``sigma = 0`` (where the score is undefined)."""
-    require("heun_t", grid)
     for i in range(grid.steps):
         h = float(grid.t[i] - grid.t[i + 1])
         s, s_dot, sigma, sigma_dot = _at(grid, i)
@@ -242,7 +237,6 @@ def sample_heun_t(denoiser, x, grid: Grid, *, generator=None, callback=None, noi
 def sample_rk4_t(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
     """The same ODE in ``t``, classical fourth-order Runge–Kutta: stages at ``t_i``, ``t_i - h/2`` (twice,
     ``grid.mid``) and ``t_{i+1}``; Euler on a step to ``sigma = 0`` (where the score is undefined)."""
-    require("rk4_t", grid)
 
     def f(x, point):  # dx/dt at (s, s_dot, sigma, sigma_dot), the denoiser called at that point's sigma
         s, s_dot, sigma, sigma_dot = point
@@ -265,7 +259,6 @@ def sample_rk4_t(denoiser, x, grid: Grid, *, generator=None, callback=None, nois
 def sample_ddpm_t(denoiser, x, grid: Grid, *, generator=None, callback=None, noise_sampler=None):
     """score_sde's ancestral sampler of the VP SDE with ``beta_i = beta(t_i) h``:
     ``x' = (x + beta_i score) / sqrt(1 - beta_i) + sqrt(beta_i) z`` (Song et al. 2021b, eq. 47)."""
-    require("ddpm_t", grid)
     noise = _noise(noise_sampler, generator)
     for i in range(grid.steps):
         s, s_dot, sigma, _ = _at(grid, i)
@@ -309,6 +302,16 @@ RUNS = {"euler": sample_euler, "heun": sample_heun, "ddim": sample_ddim, "ddpm":
         "ancestral": sample_ancestral, "ddpm_large": sample_ddpm_large, "euler_t": sample_euler_t,
         "heun_t": sample_heun_t, "rk4_t": sample_rk4_t, "ddpm_t": sample_ddpm_t, "dpmpp_2m": sample_dpmpp_2m,
         "edm_churn": sample_edm_churn, **{f"euler_churn_{k}": _diffusers_euler_churn(k) for k in X0_READINGS}}
-REGISTRY = {name: Sampler(**vars(spec), run=RUNS[name]) for name, spec in SPECS.items()}
+def _checked(name: str, run: Callable) -> Callable:
+    """``run`` that first refuses a grid the registry says sampler ``name`` cannot honour (``require``: continuous
+    time, VP, midpoints; churn or landing levels it would ignore), before any step."""
+    @functools.wraps(run)
+    def sample(denoiser, x, grid: Grid, **keywords):
+        require(name, grid)
+        return run(denoiser, x, grid, **keywords)
+    return sample
+
+
+REGISTRY = {name: Sampler(**vars(spec), run=_checked(name, RUNS[name])) for name, spec in SPECS.items()}
 SAMPLERS = {name: entry.run for name, entry in REGISTRY.items()}
 STOCHASTIC = frozenset(name for name, entry in REGISTRY.items() if entry.kind == "sde")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from numerics.noise import PhiloxNoise, draw_gaussian, gaussian_root
-from numerics.samplers import SAMPLERS, require
+from numerics.samplers import SAMPLERS
 from numerics import validation
 from numerics.progress import bar
 
@@ -26,7 +26,6 @@ def sample(denoiser, sampler: str, grid, start_mean, start_cov, n: int, *, seed:
     """
     run = SAMPLERS[validation.choice(sampler, "sampler", SAMPLERS)]
     grid = validation.grid(grid, "grid")
-    require(sampler, grid)  # what the registry says the sampler needs of the grid (and no churn it would ignore)
     n = validation.positive_int(n, "n")
     batch_size = validation.positive_int(batch_size, "batch_size")
     dtype, device = validation.float_dtype(dtype, "dtype"), validation.device(device, "device")

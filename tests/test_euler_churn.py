@@ -1,5 +1,5 @@
 """diffusers' ``EulerDiscreteScheduler`` with ``s_churn > 0``: the exact law against the rule, written here from
-diffusers' ``step`` and its pipelines, and against the real scheduler.
+diffusers' ``step`` and its pipelines (the real scheduler: ``tests/test_euler_churn_diffusers.py``).
 
 The rule, on diffusers' state ``y`` (``x0 + sigma n``): the pipeline calls the model on ``y / sqrt(1 + sigma_i^2)``
 at the timestep of ``sigma_i`` *before* ``step``; ``step`` then draws ``gamma_i = min(s_churn / N, sqrt 2 - 1)``
@@ -100,53 +100,10 @@ def test_a_churned_grid_is_refused_by_samplers_without_churn():
     check_sampler_grid("euler_churn_sample", sigma_grid([80.0, 1.0, 0.0]))  # no churn: plain Euler
 
 
-diffusers = pytest.importorskip("diffusers")  # the real scheduler from here on  # noqa: E305
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-from numerics.denoisers import WienerDenoiser  # noqa: E402
-from numerics.interop import float64, make_scheduler, probe, run_scheduler, sample_scheduler, scheduler_spec  # noqa: E402
-from theory.finite_step import GaussianLaw, probe_law  # noqa: E402
-from theory.linear_law import affine_law  # noqa: E402
-from verify.stats import gaussian_checks  # noqa: E402
-from verify.targets import mixture_target  # noqa: E402
-
-TARGET = mixture_target(3, 4)
-CHURN = {"s_churn": 5.0, "s_tmin": 0.05, "s_tmax": 20.0, "s_noise": 1.003}
-
-
-def real(prediction, steps=15):
-    scheduler = make_scheduler("EulerDiscreteScheduler", prediction_type=prediction)
-    with float64(type(scheduler)):
-        spec = scheduler_spec(scheduler, steps, 0.0, CHURN)
-    denoiser = WienerDenoiser(TARGET.mean, TARGET.cov)
-    start = prior_start(spec.grid, TARGET.mean, TARGET.cov)
-    return scheduler, spec, denoiser, start, affine_law(spec.sampler, spec.grid, denoiser.affine, start)
-
-
-@pytest.mark.parametrize("prediction", sorted(CHURN_PREDICTIONS))
-def test_probe_of_the_real_scheduler_equals_the_law(prediction):
-    scheduler, spec, denoiser, start, law = real(prediction)
-    assert spec.sampler == CHURN_PREDICTIONS[prediction]
-    A, c, N = probe(lambda x, noise: run_scheduler(scheduler, denoiser, x, 15, churn=CHURN, noise_sampler=noise),
-                    3, spec.grid.steps, True)
-    probed, C = probe_law(A, c, N, GaussianLaw(start.mean, start.covariance())), law.covariance()
-    assert np.abs(probed.cov - C).max() <= 1e-10 * np.abs(C).max()  # float64 loop (measured <= 9e-16)
-    assert np.abs(probed.mean - law.mean).max() <= 1e-10 * np.abs(C).max() ** 0.5
-
-
-def test_monte_carlo_of_the_real_scheduler_matches_the_law():
-    """3000 draws of the real loop (epsilon), calibrated checks at family-wise alpha = 1e-3 (fixed seed); the
-    sample-prediction law, a different one, is rejected on the same draws."""
-    scheduler, spec, denoiser, start, law = real("epsilon")
-    x = sample_scheduler(scheduler, denoiser, 15, start.mean, start.covariance(), 3000, seed=7, churn=CHURN).numpy()
-    assert all(c.passed for c in gaussian_checks(x, law.mean, law.covariance(), alpha=1e-3))
-    other = real("sample")[-1]
-    assert not all(c.passed for c in gaussian_checks(x, other.mean, other.covariance(), alpha=1e-3))
-
-
-def test_churn_is_refused_outside_euler_discrete():
-    scheduler = make_scheduler("HeunDiscreteScheduler")
-    with pytest.raises(ValueError, match="s_churn is EulerDiscreteScheduler.step's"):
-        scheduler_spec(scheduler, 10, 0.0, CHURN)
-    with pytest.raises(ValueError, match="churn keywords"):
-        scheduler_spec(make_scheduler("EulerDiscreteScheduler"), 10, 0.0, {"s_churn": 1.0, "gamma": 2.0})
+@pytest.mark.parametrize("sampler", ["euler", "heun", "ddim", "ancestral", "rk4_t"])
+def test_every_registered_sampler_refuses_a_churn_it_would_ignore(sampler):
+    """The registry's check wraps every torch sampler: a churned grid is refused before any step, not ignored."""
+    import torch
+    from numerics.samplers import SAMPLERS
+    with pytest.raises(ValueError, match="churn levels"):
+        SAMPLERS[sampler](lambda y, sigma: y, torch.zeros(2, 1, dtype=torch.float64), churned(VESchedule().grid(6), 10.0))

@@ -219,10 +219,7 @@ def step_affine(coefficients: dict, levels: dict, algebra):
     gains, products = {name: levels.get(name) for name in OFFSETS.values()}, {}
     A = _combine(coefficients["x"], gains, algebra, products)
     A = algebra.plus_identity(0.0 * levels["G"], A) if isinstance(A, float) else A
-    c = _combine(coefficients.get("b", ()), gains, algebra, products, levels["b"])
-    for name in ("b_next", "b_mid"):
-        if name in coefficients:
-            c = c + _combine(coefficients[name], gains, algebra, products, levels[name])
+    c = sum(_combine(coefficients.get(name, ()), gains, algebra, products, levels.get(name)) for name in OFFSETS)
     Q = _combine(coefficients["z"], gains, algebra, products) if "z" in coefficients else None
     return A, c, Q
 
@@ -242,17 +239,24 @@ def check_sampler_grid(sampler: str, grid) -> str:
     return sampler
 
 
+def call_levels(sampler, grid, i) -> dict:
+    """Offset name -> the noise level of that denoiser call in step ``i`` (deferred: RK4's midpoint exists only
+    on grids that carry one): the first call at sigma_i (sigma_hat_i after an EDM churn), then sigma_{i+1} and
+    sigma(t_i - h/2)."""
+    return {"b": lambda: first_call_level(sampler, grid, i), "b_next": lambda: float(grid.sigma[i + 1]),
+            "b_mid": lambda: float(grid.mid.sigma[i])}
+
+
 def propagate(sampler, grid, affine, start: GaussianLaw, algebra) -> GaussianLaw:
     """Push ``start`` through every step of ``sampler`` on ``grid``: the exact output law."""
     check_sampler_grid(sampler, grid)
     m, C = start.mean, start.cov
     table, at = step_coefficients(sampler, grid), cache(lambda sigma: affine(sigma))  # each level once
     for i, coefficients in enumerate(table):
-        levels = dict(zip(("G", "b"), at(first_call_level(sampler, grid, i))))  # sigma_i, or sigma_hat_i (EDM churn)
-        if "b_next" in coefficients:
-            levels.update(zip(("G_next", "b_next"), at(float(grid.sigma[i + 1]))))
-        if "b_mid" in coefficients:  # RK4's middle stages
-            levels.update(zip(("G_mid", "b_mid"), at(float(grid.mid.sigma[i]))))
+        levels = {}
+        for offset, level in call_levels(sampler, grid, i).items():
+            if offset == "b" or offset in coefficients:  # the first call always; the others where the step has them
+                levels[OFFSETS[offset]], levels[offset] = at(level())
         m, C = algebra.advance(sampler, bool(grid.sigma[i + 1] == 0), coefficients, levels, m, C)
     return GaussianLaw(m, C, start.basis)
 

@@ -264,7 +264,7 @@ def _split(expression) -> dict:
         commutative, ordered = term.args_cnc()
         vector = ordered[-1]
         name = next(k for k, v in VECTORS.items() if v == vector)
-        gains = tuple(name for factor in ordered[:-1] for name in _names(factor))
+        gains = tuple(gain for factor in ordered[:-1] for gain in _names(factor))
         terms[name].append((sp.Mul(*commutative), gains))
     return {name: _collect(parts) for name, parts in terms.items() if parts}
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from numerics.denoisers import WienerDenoiser, fit_affine, train_linear
+from numerics.interop import CHURN_SCHEDULER  # a name only: diffusers itself stays optional
 from numerics.registry import SPECS
 from numerics.schedules import SCHEDULES, churned
 from theory.finite_step import GaussianLaw, check_sampler_grid
@@ -216,7 +217,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-CHURN_SCHEDULER = "EulerDiscreteScheduler"  # the diffusers scheduler whose step takes s_churn
 HEADER_KEYS = ("dim", "sampler", "schedule", "steps", "samples", "target", "denoiser", "init", "n_train", "dtype", "seed")
 
 
