@@ -119,10 +119,12 @@ def checks_nd(theory, sigma_max, sigma_end, sampler, z, observed, seed) -> tuple
     worst = int(np.argmax(np.max(G[:, :DIRECTIONS], axis=0)))
     w = thetas[worst] / np.linalg.norm(thetas[worst])
 
+    @functools.cache
     def ab(s):
         a_s, b_s = result17.multivariate_ray_terms(theory, [s], w[None])
         return float(a_s[0, 0]), abs(float(b_s[0, 0]))
-    check, measured = criterion_check(theory.mean, w, k, ab, sigma_max, sigma_end, sampler, theory.scale, rng)
+    check, measured = criterion_check(theory.mean, w, k, ab, sigma_max, sigma_end, sampler, theory.scale, rng,
+                                      on_grid=(a[:, worst], np.abs(b[:, worst])))  # the ray terms already in hand
     predicted = np.linalg.norm(z - theory.mean, axis=1) >= rho[DIRECTIONS:]
     finite = rho[:DIRECTIONS][np.isfinite(rho[:DIRECTIONS])]
     measured.update({
