@@ -4,8 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from theory.polynomial_flow_nd import (MultivariateDenoiser, MultivariateFlowDensity, flow_map_nd, inverse_flow_nd,
-                                       log_density)
+from theory.polynomial_flow_nd import (MultivariateDenoiser, MultivariateFlowDensity, flow_escapes_nd, flow_map_nd,
+                                       inverse_flow_nd, log_density)
+from theory.polynomial_law import FlowDivergence
 
 
 def _gaussian_points(n, d, seed):
@@ -47,9 +48,26 @@ def test_result_has_three_formulas():
 
 @pytest.mark.parametrize("call,name", [
     (lambda: MultivariateDenoiser([[0.0, np.inf]], None, 1), "atoms"),
-    (lambda: MultivariateDenoiser(np.ones((3, 40)), None, 2), "monomials"),
+    (lambda: MultivariateDenoiser(np.ones((3, 64)), None, 3), "monomials"),
     (lambda: flow_map_nd(MultivariateDenoiser(np.eye(3), None, 1), np.zeros((1, 3)), -1.0, 0.1), "sigma_max"),
 ])
 def test_bad_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_escapes_are_flagged_and_the_rest_is_the_flow_map():
+    # degree 2 of skewed atoms: far starts along some rays blow up in finite sigma (Result 17); the rest must be T(z)
+    x = _gaussian_points(60, 2, 0) ** 3 / 3
+    D = MultivariateDenoiser(x, None, 2)
+    theta = np.random.default_rng(0).standard_normal((8, 2))
+    z = np.concatenate([0.5 * theta[:2], 200 * theta / np.linalg.norm(theta, axis=1, keepdims=True)])
+    end, escaped = flow_escapes_nd(D, z, 2.0, 0.05)
+    assert 0 < escaped.sum() < len(z) and not escaped[:2].any()
+    for i in range(len(z)):  # each start alone: FlowDivergence exactly where it was flagged
+        try:
+            T, _ = flow_map_nd(D, z[i:i + 1], 2.0, 0.05)
+            assert not escaped[i]
+            np.testing.assert_allclose(end[i], T[0], atol=1e-6)  # two DOP853 runs at rtol 1e-10
+        except FlowDivergence:
+            assert escaped[i]

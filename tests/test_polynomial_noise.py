@@ -14,8 +14,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import numerics.polynomial_noise as exact_noise
-from numerics.polynomial import fit_multivariate
-from numerics.polynomial_noise import coordinate_moments, fit_multivariate_exact
+from numerics.polynomial import fit_multivariate, monomial_exponents
+from numerics.polynomial_noise import fit_multivariate_exact, normal_moment_matrix
 from verify import polynomial as cli
 
 
@@ -42,16 +42,18 @@ def test_equals_the_exact_quadrature_fit(d, k, n, seed):
         assert np.abs(a - b).max() <= 1e-8 * scale  # two float64 solves of one (possibly ill-conditioned) system
 
 
-def test_coordinate_moments_are_the_gaussian_moments():
-    P = coordinate_moments(np.array([[0.0, 2.0]]), np.array([1.0, 0.5]), 6)
-    np.testing.assert_allclose(P[0, 0], [1, 0, 1, 0, 3, 0, 15], rtol=0)  # E[n^p]: (p - 1)!! for even p
-    v, t = 2.0, 0.5  # E[(v + t n)^p] by the binomial expansion: v^2 + t^2, v^4 + 6 v^2 t^2 + 3 t^4
-    np.testing.assert_allclose(P[0, 1, [2, 4]], [v**2 + t**2, v**4 + 6 * v**2 * t**2 + 3 * t**4], rtol=1e-15)
+def test_normal_moment_matrix_is_the_gaussian_moments():
+    combos = monomial_exponents(2, 2)  # (), (0,), (1,), (0, 0), (0, 1), (1, 1)
+    N = normal_moment_matrix(combos, 2)
+    nodes, h = tensor_rule(2, 3)  # exact for degree <= 5 per axis
+    phi = np.stack([np.prod(nodes[:, list(c)], axis=1) for c in combos], axis=1)
+    np.testing.assert_allclose(N, phi.T @ (h[:, None] * phi), atol=1e-13)  # Gauss-Hermite round-off
+    assert N[3, 3] == 3 and N[3, 5] == 1 and N[4, 4] == 1  # E[n0^4], E[n0^2 n1^2], E[(n0 n1)^2]
 
 
-def test_too_many_moments_is_refused():
-    with pytest.raises(ValueError, match="monomials of degree <= 2k"):
-        fit_multivariate_exact(np.zeros((3, 64)), None, [1.0], 2)
+def test_too_many_monomials_is_refused():
+    with pytest.raises(ValueError, match="monomials of degree <= k"):
+        fit_multivariate_exact(np.zeros((3, 64)), None, [1.0], 3)
 
 
 def test_a_wrong_noise_moment_in_the_fit_fails_the_denoiser_check(monkeypatch, capsys):
