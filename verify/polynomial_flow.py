@@ -18,6 +18,7 @@ import torch
 
 from numerics.polynomial import MAX_TENSOR_DIM, fit_multivariate
 from numerics.polynomial_noise import fit_multivariate_exact
+from numerics.progress import bar
 from numerics.samplers import SAMPLERS
 from numerics.schedules import VESchedule
 from theory import polynomial_flow_nd as result15
@@ -41,15 +42,18 @@ def unavailable(cfg) -> str | None:
         return "they test the total-degree class without a negative control"
     monomials = math.comb(cfg.dim + cfg.degree, cfg.dim)
     if monomials > result15.MAX_FEATURES:
-        return f"{monomials} monomials > {result15.MAX_FEATURES} (theory normal equations too large)"
+        return (f"{monomials} monomials > {result15.MAX_FEATURES} (theory normal equations too large: one "
+                f"{monomials} x {monomials} Gram is {8 * monomials ** 2 / 1e9:.3g} GB per noise level)")
     return None
 
 
-def total_degree_fit(train: np.ndarray, levels, k: int):
+def total_degree_fit(train: np.ndarray, levels, k: int, progress: bool = False):
     """The numerics least-squares fit of degree ``k`` on ``train``, its Gaussian noise integrated exactly: by a
-    quadrature rule where one is at hand, else in closed form (``d > 3`` with ``k = 3``)."""
-    exact = fit_multivariate_exact if train.shape[1] > MAX_TENSOR_DIM and k > 2 else fit_multivariate
-    return exact(train, None, levels, k)
+    tensor Gauss--Hermite rule for ``d <= 3``, else in closed form (no rule of degree 2k + 1 for ``k = 3``, and
+    the symmetric degree-5 rule's ``2 d^2 + 1`` nodes per atom are too many at ``d = 64``)."""
+    if train.shape[1] > MAX_TENSOR_DIM:
+        return fit_multivariate_exact(train, None, levels, k, progress=progress)
+    return fit_multivariate(train, None, levels, k)
 
 
 def _runs(fit, z, grids, sampler):
@@ -68,55 +72,85 @@ def _fd_logdet(fit, z, grid, sampler):
 
 
 def _divergence(theory, z, grid, sampler_out):
-    """``(predicted, observed)`` boolean masks of diverging starts (theory flow per start; sampler non-finite)."""
-    predicted = np.zeros(len(z), bool)
-    for i, zi in enumerate(z):
+    """``(predicted, observed)`` boolean masks of diverging starts (theory flow; sampler non-finite), and the
+    flow map ``(T, L)`` of all starts if none left. The flow runs on all starts at once, and start by start
+    only if some trajectory left (to say which)."""
+    predicted, mapped = np.zeros(len(z), bool), None
+    try:
+        mapped = result15.flow_map_nd(theory, z, grid.sigma[0], grid.sigma[-1])
+        starts = []
+    except FlowDivergence:
+        starts = range(len(z))
+    for i in starts:
         try:
-            result15.flow_map_nd(theory, zi[None], grid.sigma[0], grid.sigma[-1])
+            result15.flow_map_nd(theory, z[i][None], grid.sigma[0], grid.sigma[-1])
         except FlowDivergence:
             predicted[i] = True
     observed = polynomial_stability.escaped(sampler_out, theory.scale)
-    return predicted, observed
+    return predicted, observed, mapped
 
 
 def flow_checks(cfg, train: np.ndarray, rng: np.random.Generator) -> tuple[list[Check], dict]:
     """The four Result 15 checks (and the divergence report) for the total-degree class on ``train``."""
     k, d = cfg.degree, cfg.dim
+    shown = bar(len(PHASES), f"Result 15 checks, d = {d}", not cfg.quiet)
     sample_grid = VESchedule().grid(cfg.steps, final_zero=False)
     grids = [VESchedule().grid(n * cfg.steps, final_zero=False) for n in (REFINE, 2 * REFINE)]
-    theory = result15.MultivariateDenoiser(train, None, k)
-    fit = total_degree_fit(train, np.concatenate([g.sigma for g in grids + [sample_grid]]), k)
+    theory = _phase(shown, 0, lambda: result15.MultivariateDenoiser(train, None, k))
+    fit = _phase(shown, 1, lambda: total_degree_fit(train, np.concatenate([g.sigma for g in grids + [sample_grid]]), k,
+                                                    progress=not cfg.quiet))
     checks = [_denoiser_check(theory, fit, train, sample_grid)]
     sigma_max, sigma_end = grids[0].sigma[0], grids[0].sigma[-1]
     z = sigma_max * rng.standard_normal((PROBE_STARTS, d))
     x = _runs(fit, z, grids, cfg.sampler)
-    predicted, observed = _divergence(theory, z, grids[0], x[1])
+    predicted, observed, mapped = _phase(shown, 2, lambda: _divergence(theory, z, grids[0], x[1]))
     measured = {"diverging starts predicted": int(predicted.sum()), "diverging starts observed": int(observed.sum())}
     checks.append(Check("divergence: predicted (theory flow) vs observed (sampler)", float((predicted != observed).sum()),
                         None, bool(np.array_equal(predicted, observed)), f"{predicted.sum()} of {len(z)}",
                         f"{observed.sum()} of {len(z)}", "same starts"))
-    stability, stability_measured = polynomial_stability.checks_nd(theory, sigma_max, sigma_end, cfg.sampler, z,
-                                                                   observed, cfg.seed)
+    stability, stability_measured = _phase(shown, 3, lambda: polynomial_stability.checks_nd(
+        theory, sigma_max, sigma_end, cfg.sampler, z, observed, cfg.seed))
     checks, measured = checks + stability, {**measured, **stability_measured}
     keep = ~(predicted | observed)
-    if not keep.any():
-        return checks, measured
-    T, L = result15.flow_map_nd(theory, z[keep], sigma_max, sigma_end)
-    e = float(np.max(np.abs(x[0][keep] - x[1][keep])))
-    gap = float(np.max(np.abs(x[1][keep] - T)))
-    checks.append(Check(f"Result 15: flow map T(z) vs {cfg.sampler} {2 * REFINE * cfg.steps} steps (probe)", gap, None,
-                        gap <= FACTOR * e + FLOW_ATOL, "x = T(z)", f"max gap {gap:.2e} (e = {e:.2e})", f"<= {FACTOR:g} e"))
-    back = [result15.inverse_flow_nd(theory, xi[keep], sigma_max, sigma_end) for xi in x]
-    e_inv, gap_inv = float(np.max(np.abs(back[0] - back[1]))), float(np.max(np.abs(back[1] - z[keep])))
+    if keep.any():
+        T, L = (mapped[0][keep], mapped[1][keep]) if mapped else result15.flow_map_nd(theory, z[keep], sigma_max, sigma_end)
+        checks += _phase(shown, 4, lambda: _map_checks(cfg, theory, fit, grids, z[keep], [xi[keep] for xi in x], T, L))
+        gaussian, escapes = _phase(shown, 5, lambda: _inverse_gaussian_checks(cfg, theory, fit, sample_grid, rng))
+        checks, measured = checks + gaussian, {**measured, **escapes}
+    shown.close()
+    return checks, measured
+
+
+PHASES = ("theory: moment normal equations", "numerics: least-squares fit per level", "divergence",
+          "Result 17 stability", "probe, round trip, log-det", "inverse-flow Gaussian tests")
+
+
+def _phase(shown, index: int, work):
+    """Run one phase of :func:`flow_checks` under the progress bar (its name shown while it runs)."""
+    shown.set_postfix_str(PHASES[index])
+    out = work()
+    shown.update()
+    return out
+
+
+def _map_checks(cfg, theory, fit, grids, z, x, T, L) -> list[Check]:
+    """Probe, inverse-flow round trip and log-det of the starts ``z`` kept (sampler outputs ``x`` on both grids)."""
+    sigma_max, sigma_end = grids[0].sigma[0], grids[0].sigma[-1]
+    e = float(np.max(np.abs(x[0] - x[1])))
+    gap = float(np.max(np.abs(x[1] - T)))
+    checks = [Check(f"Result 15: flow map T(z) vs {cfg.sampler} {2 * REFINE * cfg.steps} steps (probe)", gap, None,
+                    gap <= FACTOR * e + FLOW_ATOL, "x = T(z)", f"max gap {gap:.2e} (e = {e:.2e})", f"<= {FACTOR:g} e")]
+    back = [result15.inverse_flow_nd(theory, xi, sigma_max, sigma_end) for xi in x]
+    e_inv, gap_inv = float(np.max(np.abs(back[0] - back[1]))), float(np.max(np.abs(back[1] - z)))
     checks.append(Check("Result 15: inverse flow round trip T^-1(x) = z", gap_inv / sigma_max, None,
                         gap_inv <= FACTOR * e_inv + FLOW_ATOL * sigma_max, "z", f"max gap {gap_inv:.2e} (e = {e_inv:.2e})",
                         f"<= {FACTOR:g} e"))
-    fd = [_fd_logdet(fit, z[keep][:FD_STARTS], g, cfg.sampler) for g in grids]
+    fd = [_fd_logdet(fit, z[:FD_STARTS], g, cfg.sampler) for g in grids]
     e_ld, gap_ld = float(np.max(np.abs(fd[0] - fd[1]))), float(np.max(np.abs(fd[1] - L[:FD_STARTS])))
     checks.append(Check("Result 15: log|det J| vs finite-difference sampler Jacobian", gap_ld, None,
                         gap_ld <= FACTOR * e_ld + 1e-4, "L(z)", f"max gap {gap_ld:.2e} (e = {e_ld:.2e})",
                         f"<= {FACTOR:g} e + 1e-4 (central differences)"))
-    return checks + _inverse_gaussian_checks(cfg, theory, fit, sample_grid, rng), measured
+    return checks
 
 
 def _denoiser_check(theory, fit, train, grid) -> Check:
@@ -131,12 +165,26 @@ def _denoiser_check(theory, fit, train, grid) -> Check:
                  gap <= DENOISER_RTOL, "same denoiser", f"max gap {gap:.2e} x scale", f"<= {DENOISER_RTOL:g} x scale")
 
 
-def _inverse_gaussian_checks(cfg, theory, fit, grid, rng) -> list[Check]:
-    """Generated samples mapped back by the inverse flow: calibrated tests against ``N(0, sigma_max^2 I)``."""
+def _inverse_gaussian_checks(cfg, theory, fit, grid, rng) -> tuple[list[Check], dict]:
+    """Generated samples mapped back by the inverse flow: calibrated tests against ``N(0, sigma_max^2 I)``.
+
+    Where the flow blows up the law on those starts does not exist: a sample that escaped (in the sampler,
+    or on its way back) enters as its own start noise, so the tests stay calibrated and still see every
+    other sample's inverse image; the escapes are reported, predicted (theory flow) against observed."""
     n = max(cfg.samples, cfg.dim + 2)
     z = grid.prior_std * rng.standard_normal((n, cfg.dim))
-    x = SAMPLERS[cfg.sampler](fit, torch.as_tensor(z), grid).numpy()
-    back = result15.inverse_flow_nd(theory, x, grid.sigma[0], grid.sigma[-1]) / grid.sigma[0]
-    checks = gaussian_checks(back, np.zeros(cfg.dim), np.eye(cfg.dim), alpha=cfg.alpha)
-    return [Check(f"inverse flow noise: {c.name}", c.statistic, c.p_value, c.passed, c.predicted, c.measured,
-                  c.threshold) for c in checks]
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = SAMPLERS[cfg.sampler](fit, torch.as_tensor(z), grid).numpy()
+    observed = polynomial_stability.escaped(x, theory.scale)
+    noise, measured = z / grid.sigma[0], {}
+    if observed.any():
+        predicted = result15.flow_escapes_nd(theory, z, grid.sigma[0], grid.sigma[-1])[1]
+        measured = {f"sample run ({grid.steps} steps): escaping starts predicted (theory flow), observed (sampler), "
+                    "both": np.array([predicted.sum(), observed.sum(), (predicted & observed).sum()])}
+    back, lost = result15.flow_escapes_nd(theory, x[~observed], grid.sigma[-1], grid.sigma[0])
+    kept = np.flatnonzero(~observed)[~lost]
+    noise[kept] = back[~lost] / grid.sigma[0]
+    label = f" ({n - kept.size} of {n} escaped: their start noise)" if kept.size < n else ""
+    checks = gaussian_checks(noise, np.zeros(cfg.dim), np.eye(cfg.dim), alpha=cfg.alpha)
+    return [Check(f"inverse flow noise{label}: {c.name}", c.statistic, c.p_value, c.passed, c.predicted, c.measured,
+                  c.threshold) for c in checks], measured

@@ -24,6 +24,9 @@ from verify.check import Check
 RADII = np.array([0.5, 0.7, 0.85, 1.15, 1.4, 2.0])  # start radii / rho: none within MARGIN of the boundary
 MARGIN = 0.1      # starts with |r_0 / rho - 1| < 0.1 are not tested: the N-step sampler moves the boundary by
                   # ~ its step in log sigma (see STEPS)
+MAX_FINE_FEATURES = 500  # above it (d = 64, k = 2: 2145 monomials, ~0.5 s per solve) the growth integral of the
+COARSE_GRID_POINTS = 201  # d >= 2 check uses 201 levels: trapezoid error (10.6/200)^2 ~ 3e-3 relative in G, so
+                          # ~1.5e-3 in rho, far inside the 10% band of starts the check excludes around rho
 STEPS = {"heun": 128, "euler": 512, "ddim": 512}  # sampler steps of the stability runs (independent of
                   # --steps: blow-up is a continuous-time claim): measured boundary shift 0.5% (Heun 128),
                   # 12% (Euler 128, first order), so first-order samplers get 4x the steps (~3%)
@@ -58,10 +61,11 @@ def _starts(w, rho, k, sigma_max, rng):
     return np.outer(r0, w) + noise, predicted
 
 
-def criterion_check(mean, w, k, ab, sigma_max, sigma_end, sampler, scale, rng, on_grid=None) -> tuple[Check, dict]:
+def criterion_check(mean, w, k, ab, sigma_max, sigma_end, sampler, scale, rng, on_grid=None,
+                    num=result17.GRID_POINTS) -> tuple[Check, dict]:
     """The ray model's escape radius (Result 17 quadrature) against the sampler's escaping starts;
-    ``on_grid``: ``(a, b)`` already known on ``result17.sigma_grid(sigma_max, sigma_end)`` (else from ``ab``)."""
-    sigmas = result17.sigma_grid(sigma_max, sigma_end)
+    ``on_grid``: ``(a, b)`` already known on ``result17.sigma_grid(sigma_max, sigma_end, num)`` (else from ``ab``)."""
+    sigmas = result17.sigma_grid(sigma_max, sigma_end, num)
     a, b = np.array([ab(float(s)) for s in sigmas]).T if on_grid is None else on_grid
     rho = float(result17.escape_radius(result17.growth_integral(sigmas, a, b, k), k))
     z, predicted = _starts(w, rho, k, sigma_max, rng)
@@ -112,7 +116,8 @@ def checks_nd(theory, sigma_max, sigma_end, sampler, z, observed, seed) -> tuple
         return [], {"Result 17": "degree <= 1: the field is linear in y, no finite-sigma blow-up"}
     rng = np.random.default_rng([seed, 17])
     thetas = np.concatenate([rng.standard_normal((DIRECTIONS, d)), z - theory.mean])
-    sigmas = result17.sigma_grid(sigma_max, sigma_end)
+    num = result17.GRID_POINTS if len(theory.exponents) <= MAX_FINE_FEATURES else COARSE_GRID_POINTS
+    sigmas = result17.sigma_grid(sigma_max, sigma_end, num)
     a, b = result17.multivariate_ray_terms(theory, sigmas, thetas)
     G = result17.growth_integral(sigmas, a, b, k)
     rho = result17.escape_radius(G, k)
@@ -124,7 +129,7 @@ def checks_nd(theory, sigma_max, sigma_end, sampler, z, observed, seed) -> tuple
         a_s, b_s = result17.multivariate_ray_terms(theory, [s], w[None])
         return float(a_s[0, 0]), abs(float(b_s[0, 0]))
     check, measured = criterion_check(theory.mean, w, k, ab, sigma_max, sigma_end, sampler, theory.scale, rng,
-                                      on_grid=(a[:, worst], np.abs(b[:, worst])))  # the ray terms already in hand
+                                      on_grid=(a[:, worst], np.abs(b[:, worst])), num=num)  # ray terms in hand
     predicted = np.linalg.norm(z - theory.mean, axis=1) >= rho[DIRECTIONS:]
     finite = rho[:DIRECTIONS][np.isfinite(rho[:DIRECTIONS])]
     measured.update({
