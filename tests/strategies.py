@@ -213,3 +213,12 @@ def bernoulli_models(draw):
     a1 = draw(st.floats(-0.4, 0.4))
     b0 = draw(st.floats(-2.0, 1.0).map(lambda e: float(10.0**e)))
     return k, a0, a1, b0
+
+
+# ---------------------------------------------------------------- Result 18: step-stability test modes
+@st.composite
+def step_modes(draw):
+    """``(mu, sigma, q)``: a real Jacobian mode ``mu`` (damped, ``mu < 1``, out to stiff ``-300``; or growing),
+    a level ``sigma`` and a step ratio ``q = sigma'/sigma - 1`` of a Karras-like grid (``-0.9 .. -0.01``)."""
+    mu = draw(st.one_of(st.floats(-300.0, 0.999), st.floats(1.001, 5.0)))
+    return mu, draw(sigmas), draw(st.floats(-0.9, -0.01))

@@ -16,7 +16,8 @@
  'Multivariate moment equivalence of polynomial denoisers',
  'Exact generated density of the polynomial-denoiser flow in d dimensions',
  'Finite-step output moments of a polynomial denoiser in d dimensions',
- 'Finite-sigma blow-up of the polynomial flow (Bernoulli criterion)']
+ 'Finite-sigma blow-up of the polynomial flow (Bernoulli criterion)',
+ 'Absolute stability of the explicit probability-flow steps']
 >>> slug("Continuous-time law of the linear denoiser")
 'continuous-time-law-of-the-linear-denoiser'
 """
@@ -45,6 +46,7 @@ from theory.local_fourier import EquivariantWienerLaw
 from theory.local_mosaic import PatchMemorizingMachines
 from theory.local_polynomial import PatchPolynomialDenoiser
 from theory.polynomial_stability import BernoulliBlowup
+from theory.step_stability import StepStability
 from theory.polynomial_steps_nd import FiniteStepMomentsND
 from theory.result import Result
 
@@ -53,7 +55,7 @@ RESULT_CLASSES = (OptimalAffineDenoiser, ContinuousFlowLaw, FiniteStepLaw, Multi
                   OptimalPolynomialDenoiser, MomentEquivalence, SmallNoiseExpansion, PolynomialFlowLaw,
                   FiniteStepPolynomialLaw, OptimalPatchDenoiser, EquivariantWienerLaw, PatchMemorizingMachines,
                   PatchPolynomialDenoiser, MultivariateMomentEquivalence, MultivariateFlowDensity, FiniteStepMomentsND,
-                  BernoulliBlowup)
+                  BernoulliBlowup, StepStability)
 DOCUMENT = "results.tex"
 TITLE = "Laws of the samples of diffusion samplers with restricted denoisers"
 PREAMBLE = ("\\documentclass{article}", "\\usepackage{amsmath}", "\\usepackage{amssymb}", "\\usepackage{graphicx}",

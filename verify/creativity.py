@@ -30,9 +30,10 @@ from theory.finite_step import check_sampler_grid
 from theory.linear import TrainingSetLaw
 from theory.linear_law import prior_start, wiener_law
 from theory.memorization import EmpiricalDenoiser as MemorizingResult
+from theory.step_stability import METHODS
 from scipy import stats as scipy_stats
 
-from verify import arguments, metrics, polynomial_stability, report
+from verify import arguments, metrics, polynomial_stability, report, step_stability
 from verify.affine import SamplingConfig, add_sampling_arguments, monte_carlo, probe_checks
 from verify.check import Check
 from verify.denoiser_checks import TheoryDenoiser
@@ -145,6 +146,16 @@ def evaluate(cfg, grid, train, name, denoiser, law, copies, mean, cov):
     return checks + [novelty_check(x, train, law, cfg.alpha, cfg.seed)], x
 
 
+def step_report(cfg, grid, denoiser, train, start_law) -> str:
+    """Result 18's prediction (flow vs step escapes) against the sampler's own starts; '' where it has none."""
+    if not hasattr(denoiser, "R") or cfg.sampler not in METHODS or np.any(grid.s != 1):
+        return ""
+    starts = step_stability.sampler_starts(grid, start_law, cfg.samples, cfg.seed)
+    scale = float(np.sqrt(np.trace(np.cov(train.T))))
+    return step_stability.summary(step_stability.step_prediction(denoiser, cfg.sampler, grid, starts, scale),
+                                  cfg.sampler)
+
+
 def run(cfg: Config) -> dict:
     """Everything ``python -m verify.creativity`` does, as a report dictionary."""
     started = time.perf_counter()
@@ -162,7 +173,9 @@ def run(cfg: Config) -> dict:
             start = prior_start(grid, mean, cov)  # predicts it (fresh draws of the same start law)
             z = np.random.default_rng([cfg.seed, 17]).multivariate_normal(start.mean, start.covariance(), cfg.samples)
             why = polynomial_stability.feature_prediction(denoiser, grid.sigma, z) if hasattr(denoiser, "R") else ""
-            rows.append({"architecture": name, "diverged": str(error), "stability": why, "checks": []})
+            rows.append({"architecture": name, "diverged": str(error), "stability": why,
+                         "step stability": step_report(cfg, grid, denoiser, train, (start.mean, start.covariance())),
+                         "checks": []})
             continue
         prediction = {True: "copies training points", False: "exact Gaussian law", None: "none (measured)"}[copies]
         rows.append({"architecture": name, **metrics.creativity(x, train, mixture.log_density),
@@ -210,6 +223,8 @@ def summary(result: dict) -> str:
             lines += ["", f"{r['architecture']}:", report.table(r["checks"])]
         if r.get("stability"):
             lines.append(f"{r['architecture']}: sampler diverged; {r['stability']}")
+        if r.get("step stability"):
+            lines.append(f"{r['architecture']}: {r['step stability']}")
         failed = [f"{c.name} ({c.measured})" for c in r["checks"] if not c.passed]
         if failed:
             lines.append(f"{r['architecture']}: failed " + "; ".join(failed))
