@@ -46,7 +46,7 @@ ROWS = [
     ("verify.polynomial", ["--samples", "1"], "--samples must be >= 50"),
     ("verify.polynomial", ["--degree", "0", "--negative-control", "wrong-degree"], "--degree >= 1"),
     ("verify.polynomial", ["--steps", "1"], "--steps must be >= 32"),
-    ("verify.polynomial", ["--dim", "64", "--degree", "2"], "nothing to check"),
+    ("verify.polynomial", ["--dim", "64", "--degree", "3"], "nothing to check"),
     ("verify.polynomial", ["--degree", "5"], "its law does not exist"),
     ("verify.polynomial", ["--n-train", "3"], "--n-train must be >= degree + 2"),
     ("verify.polynomial", ["--dim", "2", "--plot", "p.png"], "--plot draws the exact 1-D law"),
