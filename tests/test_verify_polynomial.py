@@ -83,3 +83,27 @@ def test_controls_that_could_not_fail_are_refused(config, message):
         run(Config(**config))
 
 
+
+
+def test_samples_not_mapped_back_enter_as_their_start_noise(monkeypatch):
+    """The inverse-flow tests' replacement rule reads only the samples: with every sample 'far', the tested
+    noise is exactly the start noise (calibrated by construction), and the label and count say so."""
+    from numerics.schedules import VESchedule
+    from theory.polynomial_flow_nd import MultivariateDenoiser
+    from verify import polynomial_flow
+    from verify.polynomial_nd import training_set
+    cfg = Config(dim=2, degree=2, samples=64, n_train=150)
+    train = training_set(cfg)[0]
+    grid = VESchedule().grid(cfg.steps, final_zero=False)
+    fit = polynomial_flow.total_degree_fit(train, grid.sigma, 2)
+    seen = {}
+    def record(w, *args, **kwargs):
+        seen["w"] = w
+        return []
+    monkeypatch.setattr(polynomial_flow, "gaussian_checks", record)
+    monkeypatch.setattr(polynomial_flow, "INVERSE_RADIUS", 0.0)
+    _, measured = polynomial_flow._inverse_gaussian_checks(cfg, MultivariateDenoiser(train, None, 2), fit, grid,
+                                                           np.random.default_rng(5))
+    z = grid.prior_std * np.random.default_rng(5).standard_normal((64, 2))
+    np.testing.assert_array_equal(seen["w"], z / grid.sigma[0])
+    assert list(measured.values())[0].tolist() == [0, 64, 0]
