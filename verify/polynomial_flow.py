@@ -117,7 +117,7 @@ def flow_checks(cfg, train: np.ndarray, rng: np.random.Generator) -> tuple[list[
     if keep.any():
         T, L = (mapped[0][keep], mapped[1][keep]) if mapped else result15.flow_map_nd(theory, z[keep], sigma_max, sigma_end)
         checks += _phase(shown, 4, lambda: _map_checks(cfg, theory, fit, grids, z[keep], [xi[keep] for xi in x], T, L))
-        gaussian, escapes = _phase(shown, 5, lambda: _inverse_gaussian_checks(cfg, theory, fit, sample_grid, rng))
+        gaussian, escapes = _phase(shown, 5, lambda: _inverse_gaussian_checks(cfg, theory, fit, grids[1], rng))
         checks, measured = checks + gaussian, {**measured, **escapes}
     shown.close()
     return checks, measured
