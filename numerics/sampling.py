@@ -31,13 +31,10 @@ def sample(denoiser, sampler: str, grid, start_mean, start_cov, n: int, *, seed:
     dtype, device = validation.float_dtype(dtype, "dtype"), validation.device(device, "device")
     mean = validation.mean_vector(start_mean, "start_mean")
     cov = validation.covariance(start_cov, "start_cov", dim=len(mean))
-    root, out = gaussian_root(cov), []
-    shown = bar(n * grid.steps, f"sampling {sampler}", progress)
+    out, shown = [], bar(n * grid.steps, f"sampling {sampler}", progress)
     step_done = lambda info: shown.update(len(info["x"]))  # noqa: E731  (a callback sees each step)
     with torch.inference_mode():
-        for start in range(first, first + n, batch_size):
-            generator = PhiloxNoise(seed, start, min(batch_size, first + n - start), device)
-            x = draw_gaussian(mean, cov, generator.count, generator, dtype=dtype, device=device, root=root)
+        for generator, x in _start_batches(mean, cov, n, seed, first, batch_size, device, dtype):
             out.append(run(denoiser, x, grid, generator=generator, callback=step_done).to("cpu", torch.float64))
     shown.close()
     result = torch.cat(out)
@@ -45,6 +42,26 @@ def sample(denoiser, sampler: str, grid, start_mean, start_cov, n: int, *, seed:
         raise FloatingPointError(f"sampler {sampler!r} produced non-finite values: the denoiser's vector field "
                                  "blew up (a polynomial field can), or float32 overflowed")
     return result
+
+
+def _start_batches(mean, cov, n: int, seed: int, first: int, batch_size: int, device, dtype):
+    """``(generator, x_0)`` per batch: the start draws of samples ``first .. first + n - 1``, each batch's
+    ``PhiloxNoise`` keyed by its first sample index (the sampler goes on drawing its step noise from it)."""
+    root = gaussian_root(cov)
+    for start in range(first, first + n, batch_size):
+        generator = PhiloxNoise(seed, start, min(batch_size, first + n - start), device)
+        yield generator, draw_gaussian(mean, cov, generator.count, generator, dtype=dtype, device=device, root=root)
+
+
+def start_draws(start_mean, start_cov, n: int, *, seed: int, first: int = 0, batch_size: int = 4096,
+                device: str = "cpu", dtype=torch.float64) -> torch.Tensor:
+    """The starts ``x_0`` that :func:`sample` with the same arguments draws, as a float64 CPU tensor ``(n, d)``."""
+    mean = validation.mean_vector(start_mean, "start_mean")
+    cov = validation.covariance(start_cov, "start_cov", dim=len(mean))
+    batches = _start_batches(mean, cov, validation.positive_int(n, "n"), seed, first,
+                             validation.positive_int(batch_size, "batch_size"), validation.device(device, "device"),
+                             validation.float_dtype(dtype, "dtype"))
+    return torch.cat([x.to("cpu", torch.float64) for _, x in batches])
 
 
 PROBE_ELEMENTS = 2**24  # float64 entries per batched probe run (128 MiB); more steps are split into runs

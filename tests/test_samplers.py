@@ -293,3 +293,15 @@ def test_different_seeds_give_different_samples():
     denoiser = WienerDenoiser(target.mean, target.cov)
     a, b = (sample(denoiser, "ddpm", grid, start.mean, start.covariance(), 10, seed=s) for s in (0, 1))
     assert (a - b).abs().min().item() > 0
+
+
+def test_start_draws_are_the_starts_sample_draws():
+    # D = 0 and one Euler step sigma 2 -> 1: x_1 = x_0 + (1 - 2) (x_0 - 0) / 2 = x_0 / 2, so x_0 is read back exactly
+    from numerics.sampling import start_draws
+    from numerics.schedules import sigma_grid
+    grid = sigma_grid(np.array([2.0, 1.0]))
+    mean, cov = np.array([1.0, -1.0]), np.array([[2.0, 0.3], [0.3, 0.5]])
+    x = sample(lambda y, s: torch.zeros_like(y), "euler", grid, mean, cov, 10, seed=7, batch_size=4)
+    starts = start_draws(mean, cov, 10, seed=7, batch_size=4)
+    torch.testing.assert_close(2 * x, starts, rtol=0, atol=1e-15)  # one float64 halving
+    assert not torch.equal(starts, start_draws(mean, cov, 10, seed=8, batch_size=4))

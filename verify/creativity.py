@@ -23,7 +23,7 @@ from numerics.denoisers import WienerDenoiser
 from numerics.memorization import EmpiricalDenoiser
 from numerics.moments import empirical_moments
 from numerics.polynomial import fit_random_features
-from numerics.sampling import DTYPES, sample
+from numerics.sampling import DTYPES, sample, start_draws
 from numerics.schedules import SCHEDULES
 from theory.bottleneck import rank_law
 from theory.finite_step import check_sampler_grid
@@ -150,7 +150,7 @@ def step_report(cfg, grid, denoiser, train, start_law) -> str:
     """Result 18's prediction (flow vs step escapes) against the sampler's own starts; '' where it has none."""
     if not hasattr(denoiser, "R") or cfg.sampler not in METHODS or np.any(grid.s != 1):
         return ""
-    starts = step_stability.sampler_starts(grid, start_law, cfg.samples, cfg.seed)
+    starts = start_draws(*start_law, cfg.samples, seed=cfg.seed, device=cfg.device, dtype=DTYPES[cfg.dtype])
     scale = float(np.sqrt(np.trace(np.cov(train.T))))
     return step_stability.summary(step_stability.step_prediction(denoiser, cfg.sampler, grid, starts, scale),
                                   cfg.sampler)

@@ -18,9 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from numerics.noise import PhiloxNoise, draw_gaussian
 from numerics.samplers import SAMPLERS
-from numerics.sampling import sample
 from numerics.schedules import sigma_grid
 from theory import step_stability as result18
 from verify.polynomial_stability import escaped
@@ -79,13 +77,6 @@ def step_amplification(denoiser, grid, points, method: str) -> np.ndarray:
             mu = torch.linalg.eigvals(feature_jacobian(denoiser, points[rows, i], sigma)).numpy()
             worst[rows.numpy()] = np.maximum(worst[rows.numpy()], result18.damped_mode_amplification(mu, q, method))
     return worst
-
-
-def sampler_starts(grid, start_law, n: int, seed: int) -> torch.Tensor:
-    """The starts ``numerics.sampling.sample`` draws for samples ``0..n-1`` (its batches, its Philox keys)."""
-    batch = sample.__kwdefaults__["batch_size"]
-    return torch.cat([draw_gaussian(*start_law, min(batch, n - first), PhiloxNoise(seed, first, min(batch, n - first)))
-                      for first in range(0, n, batch)])
 
 
 def step_prediction(denoiser, sampler: str, grid, starts, scale: float) -> dict:
