@@ -259,8 +259,8 @@ def _fit_table(features, a, w, levels, noise, h) -> dict:
 
 
 def _normal_solve(design: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted least squares by its normal equations ``(F^T W F) c = F^T W t``, diagonally equilibrated and
-    solved by ``lstsq`` (minimum norm if singular): F has few columns and many rows, so this is the fast way."""
+    """Weighted least squares by its normal equations ``(F^T W F) c = F^T W t``, solved by :func:`solve_normal`:
+    F has few columns and many rows, so this is the fast way."""
     weighted = design * weights[:, None]
     return solve_normal(weighted.T @ design, weighted.T @ target)
 

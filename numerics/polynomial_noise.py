@@ -78,9 +78,10 @@ class _RawNormalEquations:
             if (s + s2) % 2 == 0:  # odd total powers of the noise vanish
                 self.gram[(s + s2) // 2] += (V.T @ (w[:, None] * V2)) * N[np.ix_(col, col2)]
         for V, col, s in subs:
-            if s % 2 == 0:  # E[n^T] = N[T, 1]
+            if s % 2 == 0:  # E[n^T] = N[T, ()], the empty monomial's column
                 self.rhs[s // 2] += (V * N[col, 0][None, :]).T @ (w[:, None] * a)
         self.variance = w @ v**2
+        self.powers = np.stack([np.bincount(np.asarray(c, dtype=np.int64), minlength=a.shape[1]) for c in self.combos])
 
 
 def fit_multivariate_exact(atoms, weights, sigmas, degree: int, *, progress: bool = False) -> MultivariatePolynomial:
@@ -99,7 +100,7 @@ def fit_multivariate_exact(atoms, weights, sigmas, degree: int, *, progress: boo
     for sigma in levels:
         scale = np.sqrt(raw.variance + sigma**2)
         powers = sigma ** (2 * np.arange(k + 1))
-        scale_a = np.array([np.prod(scale[list(c)]) for c in raw.combos])  # u^a = (y - center)^a / scale^a
+        scale_a = np.prod(scale ** raw.powers, axis=1)  # u^a = (y - center)^a / scale^a
         gram = np.tensordot(powers, raw.gram, axes=1) / np.outer(scale_a, scale_a)
         rhs = np.tensordot(powers, raw.rhs, axes=1) / scale_a[:, None]
         table[sigma] = (raw.center, scale, solve_normal(gram, rhs))

@@ -69,8 +69,9 @@ class MomentLookup:
     def __init__(self, u: np.ndarray, w: np.ndarray, order: int):
         self.dim, self.length = u.shape[1], order
         table = slots(self.dim, order, order)
-        by_key = np.argsort(keys(table, self.dim))
-        self.table, self.keys = table[by_key], keys(table, self.dim)[by_key]
+        codes = keys(table, self.dim)
+        by_key = np.argsort(codes)
+        self.table, self.keys = table[by_key], codes[by_key]
         self.values = moment_table(u, w, self.table)
 
     def index(self, rows: np.ndarray) -> np.ndarray:
